@@ -1,0 +1,1 @@
+"""Command-line interface (``codesign``): thin commands over the library."""

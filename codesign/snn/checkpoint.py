@@ -1,0 +1,98 @@
+"""One-file checkpoints: spec, weights, quantization, T, neuron parameters and metadata.
+
+A checkpoint is a ``torch.save`` of a plain dict (loaded with ``weights_only=True``)::
+
+    {"format": "codesign-checkpoint", "version": 1,
+     "spec": {...},              # the full model spec (arch, T, neuron, quant, ...)
+     "state_dict": {...},        # tensors
+     "meta": {...}}              # dataset, split_seed, test_accuracy, command, codesign_version
+
+Loading needs nothing else: the spec rebuilds the network, the state dict fills it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+
+from codesign import __version__
+from codesign.errors import CodesignError
+from codesign.snn.model import SpikingNet
+from codesign.snn.zoo import build_model
+
+FORMAT = "codesign-checkpoint"
+VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: Union[str, Path]) -> None:
+    """Write ``obj`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(path: Union[str, Path], model: SpikingNet, meta: dict) -> None:
+    """Save ``model`` with its spec and ``meta`` (the codesign version is added)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    blob = {"format": FORMAT, "version": VERSION, "spec": model.spec, "state_dict": state,
+            "meta": {**meta, "codesign_version": __version__}}
+    atomic_torch_save(blob, path)
+
+
+def read_checkpoint(path: Union[str, Path]) -> dict:
+    """The raw checkpoint dict, validated; bad files raise :class:`CodesignError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CodesignError(f"{path}: checkpoint file not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise CodesignError(
+            f"{path}: not a readable codesign checkpoint ({exc.__class__.__name__})"
+        ) from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise CodesignError(f"{path}: not a codesign checkpoint (missing format tag {FORMAT!r})")
+    for key in ("spec", "state_dict", "meta"):
+        if key not in blob:
+            raise CodesignError(f"{path}: checkpoint lacks the {key!r} entry")
+    return blob
+
+
+def load_checkpoint(path: Union[str, Path]) -> tuple[SpikingNet, dict]:
+    """Rebuild the model from a checkpoint; returns ``(model in eval mode, meta)``."""
+    blob = read_checkpoint(path)
+    try:
+        model = build_model(blob["spec"])
+    except CodesignError as exc:
+        raise CodesignError(f"{path}: bad spec in checkpoint: {exc}") from None
+    load_state(model, blob["state_dict"], str(path))
+    return model.eval(), dict(blob["meta"])
+
+
+def load_state(model: SpikingNet, state: dict, origin: str) -> None:
+    """Load ``state`` into ``model``, refusing missing, unexpected or mis-shaped tensors."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing or extra:
+        raise CodesignError(
+            f"{origin}: weights do not fit the model: missing {missing[:3]}, unexpected {extra[:3]}"
+        )
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise CodesignError(
+                f"{origin}: tensor {k!r} has shape {tuple(v.shape)}; the model expects "
+                f"{tuple(own[k].shape)}"
+            )
+    model.load_state_dict(state)
