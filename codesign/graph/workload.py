@@ -229,8 +229,11 @@ class _WorkloadBuilder:
         self.counts: dict[str, int] = {}
 
     def auto(self, prefix: str) -> str:
-        self.counts[prefix] = self.counts.get(prefix, 0) + 1
-        return f"{prefix}{self.counts[prefix]}"
+        while True:  # skip numbers a user-given name already took
+            self.counts[prefix] = self.counts.get(prefix, 0) + 1
+            name = f"{prefix}{self.counts[prefix]}"
+            if name not in self.b.g and f"{name}.conv1" not in self.b.g:
+                return name
 
     def names(self, entry: Mapping, key: str, prefix: str, n: int) -> list[str]:
         if "name" not in entry:
@@ -238,7 +241,11 @@ class _WorkloadBuilder:
         name = entry["name"]
         if not isinstance(name, str) or not name or "/" in name:
             self.ctx.fail(f"{key}.name", "a non-empty string without '/'", name)
-        return [name] if n == 1 else [f"{name}.{j}" for j in range(1, n + 1)]
+        names = [name] if n == 1 else [f"{name}.{j}" for j in range(1, n + 1)]
+        for nm in names:
+            if nm in self.b.g or f"{nm}.conv1" in self.b.g:
+                self.ctx.fail(f"{key}.name", "a name not used by an earlier layer", name)
+        return names
 
     def layer_lif(self, entry: Mapping, key: str) -> Optional[dict]:
         """LIF parameters for a conv/linear/block entry, or None for ``lif: false``."""
@@ -277,7 +284,7 @@ class _WorkloadBuilder:
                              f"(did you mean {near[0]!r}?)")
             ctx.fail(key, f"one layer kind key among {', '.join(KINDS)}", dict(entry))
         if len(kinds) > 1:
-            ctx.fail(key, "exactly one layer kind per entry", " and ".join(kinds))
+            ctx.fail(key, f"exactly one layer kind per entry, got {' and '.join(kinds)}")
         kind = kinds[0]
         ctx.keys(entry, LAYER_KEYS[kind], key)
         getattr(self, f"_{kind}")(entry, key)

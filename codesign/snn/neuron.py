@@ -156,39 +156,48 @@ class LIF(nn.Module):
                 current, self.beta, self.theta, self.reset == "zero", self.surrogate, self.alpha
             )
         else:
-            s, h = self._quantized(current)
+            s, h = self._loop(current)
         if self.record:
             self.h, self.s = h, s
         return s
 
-    def reference_forward(self, current: torch.Tensor) -> torch.Tensor:
-        """Float LIF through plain autograd, one op at a time (a test oracle for the fused path)."""
-        u = torch.zeros_like(current[0])
-        spikes, hs = [], []
-        for t in range(current.shape[0]):
-            h = self.beta * u + current[t]
+    def step(self, current: torch.Tensor, u: Optional[torch.Tensor]
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One time step through plain autograd: ``(I[t], U[t-1]) -> (S[t], H[t], U[t])``.
+
+        ``u=None`` starts from rest (``U = 0``). Float and quantized neurons alike; the
+        multi-step :meth:`forward` must equal a loop over this (``tests/test_neuron.py``).
+        """
+        if u is None:
+            u = torch.zeros_like(current)
+        if self.ubits is None:
+            h = self.beta * u + current
             s = spike(h - self.theta, self.surrogate, self.alpha)
             u = h * (1 - s) if self.reset == "zero" else h - self.theta * s
-            spikes.append(s)
-            hs.append(h)
-        if self.record:
-            self.h, self.s = torch.stack(hs), torch.stack(spikes)
-        return torch.stack(spikes)
-
-    def _quantized(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        assert self.ubits is not None
+            return s, h, u
         lo, hi = membrane_range(self.ubits)
         step = self.membrane_step()
-        shape = (1, -1) + (1,) * (current.dim() - 3) if step.numel() > 1 else (1,)
+        shape = (1, -1) + (1,) * (current.dim() - 2) if step.numel() > 1 else (1,)
         step = step.reshape(shape)
         theta_q = self.threshold_int().reshape(shape) * step
-        u = torch.zeros_like(current[0])
+        h = round_ste((self.beta * u + current) / step) * step
+        s = spike(h - theta_q, self.surrogate, self.alpha)
+        u = h * (1 - s) if self.reset == "zero" else h - theta_q * s
+        u = torch.maximum(torch.minimum(u, hi * step), lo * step)
+        return s, h, u
+
+    def reference_forward(self, current: torch.Tensor) -> torch.Tensor:
+        """All steps through :meth:`step` and plain autograd (the oracle for the fused path)."""
+        s, h = self._loop(current)
+        if self.record:
+            self.h, self.s = h, s
+        return s
+
+    def _loop(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = None
         spikes, hs = [], []
         for t in range(current.shape[0]):
-            h = round_ste((self.beta * u + current[t]) / step) * step
-            s = spike(h - theta_q, self.surrogate, self.alpha)
-            u = h * (1 - s) if self.reset == "zero" else h - theta_q * s
-            u = torch.maximum(torch.minimum(u, hi * step), lo * step)
+            s, h, u = self.step(current[t], u)
             spikes.append(s)
             hs.append(h)
         return torch.stack(spikes), torch.stack(hs)

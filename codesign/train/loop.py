@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Protocol
 
@@ -43,7 +44,7 @@ class TrainConfig:
     device: str = "auto"
     loss: str = "mean"
     val_fraction: float = 0.1
-    augment_shift_px: int = 2
+    augment_shift_px: int = 2  # applied to static images of 16 px and larger
     eval_batch_size: int = 500
 
     def validate(self) -> None:
@@ -165,8 +166,13 @@ def random_shift(x: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Te
 def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
         y_test: torch.Tensor, cfg: TrainConfig, *, loss_fn: Optional[LossFn] = None,
         progress: bool = True, label: str = "train",
-        after_epoch: Optional[Callable[[nn.Module, dict], None]] = None) -> TrainResult:
-    """Train ``model`` in place; on return it holds the best-validation weights."""
+        after_epoch: Optional[Callable[[nn.Module, dict], None]] = None,
+        extra_params: Optional[Iterable[nn.Parameter]] = None) -> TrainResult:
+    """Train ``model`` in place; on return it holds the best-validation weights.
+
+    ``extra_params`` are optimised with the model's (e.g. distillation connectors); they are
+    not part of the model and are not restored to their best-validation values.
+    """
     cfg.validate()
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -176,6 +182,7 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
     x_tr, y_tr = x_train[tr_idx], y_train[tr_idx]
     x_val, y_val = (x_train[val_idx], y_train[val_idx]) if len(val_idx) else (x_test, y_test)
     params = [p for p in model.parameters() if p.requires_grad]
+    params += [p for p in (extra_params or []) if p.requires_grad]
     if cfg.optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr,
                                                       weight_decay=cfg.weight_decay)
@@ -198,7 +205,7 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
             for i in range(0, len(perm), cfg.batch_size):
                 idx = perm[i:i + cfg.batch_size]
                 xb = x_tr[idx]
-                if static and cfg.augment_shift_px:
+                if static and cfg.augment_shift_px and xb.shape[-1] >= 16:
                     xb = random_shift(xb, cfg.augment_shift_px, gen)
                 xb, yb = xb.to(device), y_tr[idx].to(device)
                 loss, parts = loss_fn(model, xb, yb)

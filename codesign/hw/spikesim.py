@@ -1,0 +1,179 @@
+"""SpikeSim-compatible accounting (``compat: spikesim``): the released ELA of SpikeSim.
+
+Reproduces ``ela_spikesim.py`` (github.com/Intelligent-Computing-Lab-Yale/SpikeSim @ec70d30;
+formulas in /work/shared/research/spikesim.md Sec. 3) from the spec's constants, with
+``X_r, X_c`` the crossbar rows/columns, ``k`` the kernel, ``n_adc = ceil(X_c / mux)`` (SpikeSim's
+``xbar_size/8``) and ``cpw`` the columns per weight (1 for SpikeSim's 4-bit weights in 4-bit
+cells; larger ``wbits`` widen the layer, the extension MD-SNN presumably made [INF]):
+
+* PEs of conv layer l: ``ceil(Cin/X_r) * ceil(Cout*cpw/X_c)`` (``k^2`` crossbars each,
+  kernel-position mapping); tiles ``ceil(sum PEs / pes_per_tile)``, layers packed together.
+* PE cycles per step: ``cyc_l = ceil(Cout*cpw/X_c) * ceil(Cin/X_r) * dim_l^2`` with ``dim_l`` the
+  output size after the following pooling (``spikesim.out_dim: post_pool``, as the released
+  VGG9 lists) or the conv output (``conv``). Energy ``E_l = cyc_l * T * E_cycle`` where, per PE
+  cycle, the actions are ``n_adc * k^2`` crossbar reads, ``n_adc^2`` conversions and mux
+  switches, ``n_adc * sub_ops_per_adc`` subtractions, ``n_adc`` temp-buffer accesses and one
+  tile-buffer access, H-tree transfer, memory fetch and neuron update:
+  ``E_cycle = E_Htree + E_memfetch + E_neuron + n_adc (k^2 E_xbar + n_adc (E_ADC + E_MUX))
+  + n_adc (16 E_Sub + E_TempBuf) + E_TileBuf`` (828.486 pJ for the 65 nm preset, X=64, k=3).
+* Area: ``A_PE = k^2 A_xbar + n_adc (A_ADC + A_MUX)``, ``A_tile = n_adc A_Sub + A_TempBuf +
+  A_TileBuf + pes_per_tile A_PE + A_Htree``, ``A = tiles A_tile + sum_l Cin H W fmap_bits
+  A_bit + sum_{l < neuron_memory_layers} Cout dim_l^2 ubits A_membrane_bit``.
+* Latency: ``PE_cycle = pe_cycle_clocks * 1000 / f_MHz``; with ``N_l = Cout dim_l^2``,
+  ``latency = (sum_{l<L} floor(overlap N_l) T + N_L T) * PE_cycle`` -- one PE cycle per output
+  neuron per step, 75 % overlap, independent of the crossbar size.
+
+The ELA is dense (no sparsity, weight or ADC bits, or node). Here the per-action constants
+still follow the spec's bit laws (ADC bits, membrane bits), so a spec at SpikeSim's values
+reproduces SpikeSim exactly and a changed spec moves the numbers the way the generic model
+would. Linear layers are not costed (the ELA has none); measured activity is only reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from codesign.errors import CodesignError
+from codesign.hw.components import Components
+from codesign.hw.cost import AREA_COMPONENTS, ENERGY_COMPONENTS
+from codesign.hw.mapping import LayerMapping
+from codesign.hw.spec import HardwareSpec
+
+
+@dataclass(frozen=True)
+class SpikeSimLayer:
+    """What SpikeSim needs of one conv layer."""
+
+    name: str
+    mapping: LayerMapping
+    in_channels: int
+    out_channels: int
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    """Output size charged (post-pool or conv, per ``spikesim.out_dim``)."""
+    ubits: int
+
+
+def n_adc(spec: HardwareSpec) -> int:
+    """ADCs per PE in SpikeSim's accounting: ``ceil(cols / mux)`` (``xbar_size / 8``)."""
+    return math.ceil(spec.crossbar.cols / spec.adc.mux)
+
+
+def pe_cycle_ns(spec: HardwareSpec) -> float:
+    """``pe_cycle_clocks * 1000 / f_MHz`` (104 ns at 26 clocks, 250 MHz)."""
+    return spec.spikesim.pe_cycle_clocks * spec.clock.period_ns  # type: ignore[union-attr]
+
+
+def pes(layer: SpikeSimLayer) -> int:
+    """``groups * ceil(Cin/g / X_r) * ceil(Cout/g * cpw / X_c)``."""
+    m = layer.mapping
+    return m.groups * math.ceil(m.in_per_group / m.xbar_rows) * m.col_blocks
+
+
+def cycle_actions(spec: HardwareSpec, k2: int) -> dict[str, float]:
+    """Actions of one PE cycle by component (see module docstring)."""
+    a = n_adc(spec)
+    return {
+        "array": a * k2, "adc": a * a, "mux": a * a,
+        "shift_add": a * spec.spikesim.sub_ops_per_adc,  # type: ignore[union-attr]
+        "pe_buffer": a, "tile_buffer": 1, "interconnect": 1, "mem_fetch": 1, "neuron": 1,
+    }
+
+
+def cycle_energy_pj(spec: HardwareSpec, comps: Components, k2: int, ubits: int
+                    ) -> dict[str, float]:
+    """Energy of one PE cycle by component (pJ); sums to SpikeSim's ``PE_cycle_energy``."""
+    act = cycle_actions(spec, k2)
+    xb = comps.crossbar
+    per_action = {
+        "array": xb.read_energy(xb.rows, xb.cols),
+        "adc": comps.adc.energy_pj,
+        "mux": comps.mux.energy_pj,
+        "shift_add": comps.shift_add.energy_pj,
+        "pe_buffer": comps.pe_buffer.energy_pj,
+        "tile_buffer": comps.tile_buffer.energy_pj,
+        "interconnect": comps.interconnect.energy_pj,
+        "mem_fetch": spec.spikesim.mem_fetch_energy_pj,  # type: ignore[union-attr]
+        "neuron": comps.lif(ubits).energy_pj,
+    }
+    return {k: act[k] * per_action[k] for k in act}
+
+
+def check_layers(layers: list[SpikeSimLayer], spec: HardwareSpec) -> int:
+    """SpikeSim uses one kernel size for the whole network; return ``k^2``."""
+    if spec.spikesim is None:
+        raise CodesignError(f"{spec.file or spec.name}: spikesim: missing section (required "
+                            "with compat: spikesim)")
+    ks = {lay.mapping.kernel for lay in layers}
+    if len(ks) > 1:
+        raise CodesignError(
+            f"compat spikesim: SpikeSim's ELA assumes one kernel size for all conv layers, got "
+            f"{sorted(ks)}; use compat 'none' for this network"
+        )
+    kh, kw = ks.pop() if ks else (1, 1)
+    return kh * kw
+
+
+def layer_energy(lay: SpikeSimLayer, spec: HardwareSpec, comps: Components, k2: int, T: int
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Energy per step by component ``(T,)`` and counts of one conv layer."""
+    m = lay.mapping
+    cyc = m.col_blocks * m.groups * math.ceil(m.in_per_group / m.xbar_rows) * (
+        lay.out_hw[0] * lay.out_hw[1])
+    per_cycle = cycle_energy_pj(spec, comps, k2, lay.ubits)
+    e = {k: np.full(T, cyc * per_cycle.get(k, 0.0)) for k in ENERGY_COMPONENTS}
+    act = cycle_actions(spec, k2)
+    counts = {
+        "pe_cycles": float(cyc * T),
+        "crossbar_reads": float(cyc * T * act["array"]),
+        "adc_conversions": float(cyc * T * act["adc"]),
+        "neuron_updates": float(cyc * T),
+    }
+    return e, counts
+
+
+def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Components,
+                     k2: int) -> tuple[dict[str, dict[str, float]], int]:
+    """Area by component per layer (packed tiles shared in proportion to PEs) and tile count."""
+    ss = spec.spikesim
+    a_adc = n_adc(spec)
+    ppt = spec.hierarchy.pes_per_tile
+    pe_list = [pes(lay) for lay in layers]
+    n_tiles = math.ceil(sum(pe_list) / ppt) if pe_list else 0
+    tile = {k: 0.0 for k in AREA_COMPONENTS}
+    tile["array"] = ppt * k2 * comps.crossbar.area_um2
+    tile["adc"] = ppt * a_adc * comps.adc.area_um2
+    tile["mux"] = ppt * a_adc * comps.mux.area_um2
+    tile["shift_add"] = a_adc * comps.shift_add.area_um2
+    tile["pe_buffer"] = comps.pe_buffer.area_um2
+    tile["tile_buffer"] = comps.tile_buffer.area_um2
+    tile["interconnect"] = comps.interconnect.area_um2
+    out: dict[str, dict[str, float]] = {}
+    total_pes = max(sum(pe_list), 1)
+    for i, (lay, p) in enumerate(zip(layers, pe_list, strict=True)):
+        share = n_tiles * p / total_pes
+        a = {k: v * share for k, v in tile.items()}
+        a["fmap_memory"] = (lay.in_channels * lay.in_hw[0] * lay.in_hw[1] * ss.fmap_bits
+                            * ss.fmap_bit_area_um2)  # type: ignore[union-attr]
+        limit = ss.neuron_memory_layers  # type: ignore[union-attr]
+        if limit is None or i < limit:
+            a["membrane"] = (lay.out_channels * lay.out_hw[0] * lay.out_hw[1] * lay.ubits
+                             * comps.membrane(1).area_um2)
+        out[lay.name] = a
+    return out, n_tiles
+
+
+def network_latency_ns(layers: list[SpikeSimLayer], spec: HardwareSpec, T: int
+                       ) -> tuple[float, dict[str, float]]:
+    """Total latency (ns) and each layer's busy time ``N_l * T * PE_cycle`` (ns)."""
+    cyc = pe_cycle_ns(spec)
+    overlap = spec.spikesim.pipeline_overlap  # type: ignore[union-attr]
+    neurons = [lay.out_channels * lay.out_hw[0] * lay.out_hw[1] for lay in layers]
+    if not neurons:
+        return 0.0, {}
+    halt = sum(int(overlap * n) * T for n in neurons[:-1]) + neurons[-1] * T
+    busy = {lay.name: float(n * T * cyc) for lay, n in zip(layers, neurons, strict=True)}
+    return float(halt * cyc), busy

@@ -1,0 +1,441 @@
+"""Training / inference throughput of ``vgg-small`` in codesign, snnTorch and SpikingJelly (CPU).
+
+Run::
+
+    python tests/bench/bench_train.py [--quick] [--threads N] [--rounds R] [--batches N]
+
+The same architecture (conv3x3 1->32 + BN + LIF, maxpool2, conv 32->64 + BN + LIF, maxpool2,
+conv 64->64 + BN + LIF, maxpool2, flatten, fc 576->256 + LIF, fc 256->10 readout; T = 4, direct
+encoding, LIF beta = 0.5, theta = 1, subtract reset, atan surrogate alpha = 2) is trained with
+the same step (cross-entropy on the mean logits over T, ``zero_grad``, ``backward``, Adam) on the
+same mnist5k batches of 64 images in:
+
+(a) codesign       ``build_model("vgg-small")`` (time folded into the batch, fused LIF);
+(b) snnTorch       ``snn.Leaky(beta=0.5, threshold=1.0, spike_grad=surrogate.atan(alpha=2),
+                   reset_mechanism="subtract", reset_delay=False)`` with the explicit Python
+                   loop over T of the snnTorch tutorials (conv/BN/pool/linear called per step);
+                   ``reset_delay=False`` is the setting equal to our LIF (the default ``True``
+                   subtracts the threshold one step late; it is timed too, as "snnTorch
+                   (default reset_delay)", and the ratio is taken against the fastest peer);
+(c) SpikingJelly   2.0.0 multi-step: ``layer.Conv2d/BatchNorm2d/MaxPool2d/Flatten/Linear`` +
+                   ``neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=1.0, v_reset=None,
+                   surrogate_function=surrogate.ATan(alpha=2.0), step_mode="m")``,
+                   ``functional.set_step_mode(net, "m")``, ``functional.reset_net`` per batch.
+                   SJ 2.0.0 has no ``backend=`` argument any more: on CPU, LIFNode dispatches to
+                   its registered op ``torch.ops.sj_lif`` (pure-torch fused forward and a
+                   hand-written BPTT backward, ``spikingjelly/_ops/lif/cpu.py``); cupy is not
+                   involved. H = V - V/tau + X = 0.5 V + X, i.e. beta = 1 - 1/tau = 0.5.
+
+Equivalence is checked first (same parameter count; weights copied from codesign into both peers;
+eval-mode logits and spikes equal; train-mode logits and all gradients equal for SpikingJelly).
+Known, documented differences that do not change the cost: snnTorch fires on ``H > theta``
+(ours and SJ on ``H >= theta``), detaches the reset from the graph, and a per-step BatchNorm call
+normalises with the statistics of each step (B images) instead of the T*B folded batch, so
+snnTorch train-mode outputs/gradients are not bit-comparable (eval mode is).
+
+Dependency workaround: importing spikingjelly 2.0.0 fails with ``No module named 'loguru'``
+(``spikingjelly/logger.py``). Install the one small pure-python module without dependencies::
+
+    .venv/bin/pip install --no-deps "loguru==0.7.3"
+
+Nothing else is needed (torchvision/torchaudio/tensorboard are not imported by the
+``activation_based`` neuron/layer/functional modules used here; never install torchvision from
+PyPI, it would not match this torch).
+
+Timing: warm-up, then ``--rounds`` interleaved rounds (the contender order rotates every round);
+each round times ``--batches`` training steps per contender with ``time.perf_counter``. The
+table gives the median samples/s over rounds and the ratio codesign / fastest peer, with the
+ratio also computed per round (median of per-round ratios is less sensitive to load drifting
+between rounds). Inference (``eval()``, ``torch.no_grad()``) is timed the same way.
+The report is written atomically to ``reports/bench/train_throughput.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from codesign.data import load_dataset  # noqa: E402
+from codesign.snn.zoo import build_model  # noqa: E402
+
+BATCH = 64
+T = 4
+REPORT = ROOT / "reports" / "bench" / "train_throughput.md"
+
+
+# --------------------------------------------------------------------------------- peers
+def build_snntorch(reset_delay: bool = False) -> nn.Module:
+    import snntorch as snn
+    from snntorch import surrogate
+
+    def leaky() -> nn.Module:
+        return snn.Leaky(beta=0.5, threshold=1.0, spike_grad=surrogate.atan(alpha=2),
+                         reset_mechanism="subtract", reset_delay=reset_delay)
+
+    class SnnTorchVGG(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(32)
+            self.lif1 = leaky()
+            self.conv2 = nn.Conv2d(32, 64, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(64)
+            self.lif2 = leaky()
+            self.conv3 = nn.Conv2d(64, 64, 3, padding=1, bias=False)
+            self.bn3 = nn.BatchNorm2d(64)
+            self.lif3 = leaky()
+            self.fc1 = nn.Linear(576, 256)
+            self.lif4 = leaky()
+            self.fc_out = nn.Linear(256, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            mem1 = self.lif1.init_leaky()
+            mem2 = self.lif2.init_leaky()
+            mem3 = self.lif3.init_leaky()
+            mem4 = self.lif4.init_leaky()
+            out = []
+            for _ in range(T):  # direct encoding: the same image at every step
+                spk1, mem1 = self.lif1(self.bn1(self.conv1(x)), mem1)
+                h = F.max_pool2d(spk1, 2)
+                spk2, mem2 = self.lif2(self.bn2(self.conv2(h)), mem2)
+                h = F.max_pool2d(spk2, 2)
+                spk3, mem3 = self.lif3(self.bn3(self.conv3(h)), mem3)
+                h = F.max_pool2d(spk3, 2).flatten(1)
+                spk4, mem4 = self.lif4(self.fc1(h), mem4)
+                out.append(self.fc_out(spk4))
+            return torch.stack(out)  # (T, B, 10)
+
+    return SnnTorchVGG()
+
+
+def build_spikingjelly() -> nn.Module:
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+    def lif() -> nn.Module:
+        return neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=1.0, v_reset=None,
+                              surrogate_function=surrogate.ATan(alpha=2.0), step_mode="m")
+
+    net = nn.Sequential(
+        layer.Conv2d(1, 32, 3, padding=1, bias=False), layer.BatchNorm2d(32), lif(),
+        layer.MaxPool2d(2),
+        layer.Conv2d(32, 64, 3, padding=1, bias=False), layer.BatchNorm2d(64), lif(),
+        layer.MaxPool2d(2),
+        layer.Conv2d(64, 64, 3, padding=1, bias=False), layer.BatchNorm2d(64), lif(),
+        layer.MaxPool2d(2),
+        layer.Flatten(),
+        layer.Linear(576, 256), lif(),
+        layer.Linear(256, 10),
+    )
+    functional.set_step_mode(net, "m")
+
+    class SJVGG(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            functional.reset_net(self.net)
+            x_seq = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)  # direct encoding, as in SJ tutorials
+            return self.net(x_seq)  # (T, B, 10)
+
+    return SJVGG()
+
+
+# ------------------------------------------------------------------------ equivalence
+def _codesign_tensors(cs: nn.Module) -> list[torch.Tensor]:
+    """codesign parameters and BN buffers in the peers' order (conv, bn..., fc)."""
+    L = cs.layers
+    out: list[torch.Tensor] = []
+    for i in (1, 2, 3):
+        syn = L[f"conv{i}"]
+        out += [syn.op.weight, syn.bn.weight, syn.bn.bias, syn.bn.running_mean,
+                syn.bn.running_var]
+    out += [L["fc1"].op.weight, L["fc1"].op.bias, L["fc_out"].op.weight, L["fc_out"].op.bias]
+    return out
+
+
+def _peer_tensors(name: str, m: nn.Module) -> list[torch.Tensor]:
+    if name.startswith("snntorch"):
+        convs = [(m.conv1, m.bn1), (m.conv2, m.bn2), (m.conv3, m.bn3)]
+        fcs = [m.fc1, m.fc_out]
+    else:
+        seq = m.net
+        convs = [(seq[0], seq[1]), (seq[4], seq[5]), (seq[8], seq[9])]
+        fcs = [seq[13], seq[15]]
+    out: list[torch.Tensor] = []
+    for conv, bn in convs:
+        out += [conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var]
+    for fc in fcs:
+        out += [fc.weight, fc.bias]
+    return out
+
+
+@torch.no_grad()
+def copy_weights(cs: nn.Module, name: str, peer: nn.Module) -> None:
+    for src, dst in zip(_codesign_tensors(cs), _peer_tensors(name, peer)):
+        assert src.shape == dst.shape, (name, src.shape, dst.shape)
+        dst.copy_(src)
+
+
+def check_equivalence(x: torch.Tensor, y: torch.Tensor) -> list[str]:
+    """Build fresh copies, copy codesign weights into the peers, compare; return report lines."""
+    torch.manual_seed(0)
+    cs = build_model("vgg-small")
+    # non-trivial BN running statistics so that the eval comparison exercises them
+    with torch.no_grad():
+        for _, syn in cs.synapses():
+            if syn.bn is not None:
+                syn.bn.running_mean.uniform_(-0.1, 0.4)
+                syn.bn.running_var.uniform_(0.75, 1.25)
+    peers = {"snntorch": build_snntorch(False), "spikingjelly": build_spikingjelly()}
+    lines = []
+    # float synapses hold a dormant weight-quantizer step (1 scalar each, never used or updated)
+    dormant = [syn.wq.scale for _, syn in cs.synapses() if not syn.wq.enabled]
+    n_cs = sum(p.numel() for p in cs.parameters()) - sum(p.numel() for p in dormant)
+    for name, m in peers.items():
+        n = sum(p.numel() for p in m.parameters())
+        if n != n_cs:
+            raise SystemExit(f"parameter count differs: codesign {n_cs}, {name} {n}")
+        copy_weights(cs, name, m)
+    lines.append(f"- parameters: {n_cs:,} in all three networks (codesign also holds "
+                 f"{len(dormant)} dormant float-mode weight-quantizer step scalars: unused in "
+                 "the forward, grad None, skipped by Adam)")
+
+    xb, yb = x[:BATCH], y[:BATCH]
+    # eval mode: running BN statistics, so all three compute the same function
+    cs.eval()
+    ref = cs(xb).detach()
+    for name, m in peers.items():
+        m.eval()
+        with torch.no_grad():
+            out = m(xb)
+        diff = float((out - ref).abs().max())
+        if diff > 1e-4:
+            raise SystemExit(f"eval logits differ: codesign vs {name}: max |diff| {diff:.3g}")
+        lines.append(f"- eval logits (T, B, 10): codesign vs {name}: max |diff| = {diff:.2e}")
+
+    # spikes of every LIF layer in eval mode (codesign records them; SJ via forward hooks)
+    cs.set_record(True)
+    cs(xb)
+    cs_spikes = [s.detach() for s in cs.spikes().values()]
+    cs.set_record(False)
+    sj = peers["spikingjelly"]
+    sj_spikes: list[torch.Tensor] = []
+    hooks = [mod.register_forward_hook(lambda _m, _i, o: sj_spikes.append(o.detach()))
+             for mod in sj.net if type(mod).__name__ == "LIFNode"]
+    with torch.no_grad():
+        sj(xb)
+    for h in hooks:
+        h.remove()
+    n_spk = sum(int(s.sum()) for s in cs_spikes)
+    mism = sum(int((a.reshape(b.shape) != b).sum()) for a, b in zip(cs_spikes, sj_spikes))
+    lines.append(f"- eval spikes, all 4 LIF layers: codesign vs spikingjelly: {mism} mismatches "
+                 f"out of {sum(s.numel() for s in cs_spikes):,} ({n_spk:,} spikes)")
+
+    # train mode: BN over the T*B folded batch in codesign and SJ -> same logits and gradients
+    cs.train()
+    sj.train()
+    cs.zero_grad()
+    sj.zero_grad()
+    F.cross_entropy(cs(xb).mean(0), yb).backward()
+    F.cross_entropy(sj(xb).mean(0), yb).backward()
+    worst = 0.0
+    for a, b in zip(_codesign_tensors(cs), _peer_tensors("spikingjelly", sj)):
+        if a.grad is None:
+            continue
+        rel = float((a.grad - b.grad).norm() / (a.grad.norm() + 1e-12))
+        worst = max(worst, rel)
+    if worst > 1e-3:
+        raise SystemExit(f"train gradients differ: codesign vs spikingjelly, rel {worst:.3g}")
+    lines.append(f"- train-mode gradients of all parameters: codesign vs spikingjelly: "
+                 f"max relative L2 difference = {worst:.2e}")
+    lines.append("- snnTorch in train mode is not bit-comparable by construction (per-step "
+                 "BatchNorm statistics over B instead of T*B; reset detached from the graph; "
+                 "fires on H > theta): same shapes and the same amount of work")
+    return lines
+
+
+# ---------------------------------------------------------------------------- timing
+def make_contenders() -> dict[str, Callable[[], nn.Module]]:
+    return {
+        "codesign": lambda: build_model("vgg-small"),
+        "snnTorch": lambda: build_snntorch(False),
+        "snnTorch (default reset_delay)": lambda: build_snntorch(True),
+        "SpikingJelly": build_spikingjelly,
+    }
+
+
+def train_runner(model: nn.Module, batches: list) -> Callable[[int], float]:
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            xb, yb = batches[i % len(batches)]
+            loss = F.cross_entropy(model(xb).mean(0), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t0
+
+    return run
+
+
+def infer_runner(model: nn.Module, batches: list) -> Callable[[int], float]:
+    def run(n: int) -> float:
+        model.eval()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for i in range(n):
+                model(batches[i % len(batches)][0]).mean(0).argmax(-1)
+        return time.perf_counter() - t0
+
+    return run
+
+
+def bench(runners: dict[str, Callable[[int], float]], rounds: int, n: int, warmup: int
+          ) -> dict[str, list[float]]:
+    names = list(runners)
+    for name in names:
+        runners[name](warmup)
+    rates: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            rates[name].append(n * BATCH / runners[name](n))
+        print(f"  round {r + 1}/{rounds}: "
+              + ", ".join(f"{k} {rates[k][-1]:.0f}" for k in names), flush=True)
+    return rates
+
+
+def table(rates: dict[str, list[float]]) -> list[str]:
+    peers = [k for k in rates if k != "codesign"]
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    best_peer = max(peers, key=lambda k: med[k])
+    per_round = [rates["codesign"][i] / max(rates[k][i] for k in peers)
+                 for i in range(len(rates["codesign"]))]
+    lines = ["| contender | median samples/s | min | max | codesign / this |",
+             "|---|---:|---:|---:|---:|"]
+    for k, v in rates.items():
+        ratio = "1.00" if k == "codesign" else f"{med['codesign'] / med[k]:.2f}x"
+        lines.append(f"| {k} | {med[k]:.1f} | {min(v):.1f} | {max(v):.1f} | {ratio} |")
+    lines.append("")
+    lines.append(f"**codesign / fastest peer ({best_peer}) = "
+                 f"{med['codesign'] / med[best_peer]:.2f}x** (ratio of medians); "
+                 f"median of per-round ratios codesign / max(peers) = "
+                 f"{statistics.median(per_round):.2f}x "
+                 f"(range {min(per_round):.2f}-{max(per_round):.2f})")
+    return lines
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 rounds x 3 batches, 1 warm-up")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--batches", type=int, default=None, help="timed batches per round")
+    ap.add_argument("--out", type=Path, default=REPORT)
+    args = ap.parse_args()
+    rounds = args.rounds or (3 if args.quick else 7)
+    n = args.batches or (3 if args.quick else 10)
+    warmup = 1 if args.quick else 3
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    data = load_dataset("mnist5k")
+    x, y = data.x_train, data.y_train
+    n_img = BATCH * 16
+    batches = [(x[i:i + BATCH].contiguous(), y[i:i + BATCH]) for i in range(0, n_img, BATCH)]
+
+    print("equivalence check ...", flush=True)
+    eq_lines = check_equivalence(x, y)
+    print("\n".join(eq_lines), flush=True)
+
+    models = {}
+    for name, make in make_contenders().items():
+        torch.manual_seed(0)
+        models[name] = make()
+    print(f"training: {rounds} rounds x {n} batches of {BATCH}, {args.threads} threads",
+          flush=True)
+    train = bench({k: train_runner(m, batches) for k, m in models.items()}, rounds, n, warmup)
+    print("inference:", flush=True)
+    infer = bench({k: infer_runner(m, batches) for k, m in models.items()}, rounds, n, warmup)
+
+    load = os.getloadavg()
+    cmd = "python " + " ".join(shlex.quote(a) for a in
+                               [os.path.relpath(__file__, ROOT)] + sys.argv[1:])
+    md = [
+        "# Training throughput: vgg-small, codesign vs snnTorch vs SpikingJelly (CPU)",
+        "",
+        f"- date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"- command: `{cmd}`",
+        f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs; python "
+        f"{platform.python_version()}; torch {torch.__version__}; "
+        f"torch.set_num_threads({args.threads})",
+        f"- load average at the end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+        "(the CPUs are shared with other jobs: absolute numbers are noisy, compare the ratios "
+        "measured in the same run)",
+        f"- workload: mnist5k, batch {BATCH}, T={T}, direct encoding; training step = forward + "
+        "cross-entropy on mean logits + zero_grad + backward + Adam; "
+        f"{warmup} warm-up batches, then {rounds} interleaved rounds x {n} batches per "
+        "contender (order rotated every round); median over rounds",
+        f"- versions: snntorch {_version('snntorch')}, spikingjelly {_version('spikingjelly')}",
+        "",
+        "## Equivalence",
+        "",
+        *eq_lines,
+        "",
+        "## Training (forward + backward + Adam step)",
+        "",
+        *table(train),
+        "",
+        "## Inference (eval, no grad)",
+        "",
+        *table(infer),
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + f".tmp{os.getpid()}")
+    tmp.write_text("\n".join(md))
+    os.replace(tmp, args.out)
+    print("\n".join(md))
+    print(f"wrote {args.out}")
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""Hardware spec loading, units, sources, overrides and every validation refusal."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+import yaml
+from test_hw_nets import q, tiny_dict, tiny_spec
+
+from codesign.errors import CodesignError
+from codesign.hw import units
+from codesign.hw.spec import load_spec, preset_path, spec_from_dict
+
+HERE = os.path.dirname(__file__)
+PRESETS = sorted(glob.glob(os.path.join(HERE, "..", "hw_configs", "*.yaml")))
+
+
+def refuse(d, *fragments, file="tiny.yaml"):
+    with pytest.raises(CodesignError) as e:
+        spec_from_dict(d, file=file)
+    msg = str(e.value)
+    assert file in msg, msg
+    for f in fragments:
+        assert f in msg, msg
+    return msg
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=os.path.basename)
+def test_presets_load_with_a_source_for_every_constant(path):
+    s = load_spec(path)
+    assert s.file == path
+
+    def quantities(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict) and "unit" in v:
+                yield f"{prefix}{k}", v
+            elif isinstance(v, dict):
+                yield from quantities(v, f"{prefix}{k}.")
+
+    found = dict(quantities(s.to_dict()))
+    assert len(found) > 30
+    for key, v in found.items():
+        assert isinstance(v["source"], str) and v["source"].strip(), key
+    # a constant written in the file never falls back to the default source
+    raw = yaml.safe_load(open(path))
+    raw.pop("sources", None)
+
+    def written(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict) and "value" not in v:
+                yield from written(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}"
+
+    for key in written(raw):
+        if key in found:
+            assert found[key]["source"] != "codesign default", key
+
+
+def test_three_presets_exist():
+    names = {os.path.basename(p) for p in PRESETS}
+    assert {"spikesim_rram_65nm.yaml", "rram_physical_32nm.yaml",
+            "sram_neurosim_22nm.yaml"} <= names
+    assert os.path.isfile(preset_path("spikesim_rram_65nm"))
+
+
+def test_spikesim_preset_values_in_canonical_units():
+    s = load_spec(preset_path("spikesim_rram_65nm"))
+    assert s.compat == "spikesim" and s.node_nm == 65
+    assert s.crossbar.read_energy_pj == pytest.approx(1.76423)
+    assert s.adc.energy_pj == pytest.approx(2.03084) and s.adc.mux == 8
+    assert s.clock.freq_mhz == 250 and s.clock.period_ns == 4
+    assert s.bits_per_cell == 4
+    assert "ela_spikesim" in s.source_of("adc.energy")
+
+
+def test_round_trip_to_dict():
+    for path in PRESETS:
+        s = load_spec(path)
+        s2 = spec_from_dict(s.to_dict(), file="again")
+        assert s2 == s
+
+
+# ----------------------------------------------------------------------------- units
+
+
+def test_unit_conversion_and_forms():
+    d = tiny_dict()
+    d["adc"]["energy"] = "1500 fJ"                            # compact form, source by prefix
+    d["sources"] = {"adc": "a survey"}
+    d["crossbar"]["area"] = {"value": 1e-4, "unit": "mm2", "source": "x"}
+    d["device"]["t_read"] = {"value": 0.01, "unit": "us", "source": "x"}
+    d["clock"]["frequency"] = q(2, "GHz")
+    d["device"]["g_on"] = q(0.1, "mS")
+    d["buffers"]["tile"]["size"] = q(8192, "bit")
+    s = spec_from_dict(d, file="t.yaml")
+    assert s.adc.energy_pj == pytest.approx(1.5)
+    assert s.source_of("adc.energy") == "a survey"
+    assert s.crossbar.area_um2 == pytest.approx(100)
+    assert s.device.t_read_ns == pytest.approx(10)
+    assert s.clock.freq_mhz == pytest.approx(2000)
+    assert s.device.g_on_us == pytest.approx(100)
+    assert s.buffers.tile.size_kb == pytest.approx(1)
+
+
+def test_unit_helpers():
+    assert units.normalise_unit("µm²") == "um2"
+    assert units.dimension_of("pJ/bit") == "energy_per_bit"
+    assert units.convert(3, "nJ", "energy") == 3000
+    assert units.split_number_unit("2.5e-3 mm2") == (2.5e-3, "mm2")
+    assert units.split_number_unit("7") is None
+
+
+def test_longest_prefix_source_wins():
+    d = tiny_dict()
+    d["adc"]["energy"] = "1 pJ"
+    d["adc"]["area"] = "10 um2"
+    d["sources"] = {"adc": "general", "adc.area": "specific"}
+    s = spec_from_dict(d)
+    assert s.source_of("adc.energy") == "general"
+    assert s.source_of("adc.area") == "specific"
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+def test_unknown_key_suggests_closest():
+    d = tiny_dict()
+    d["adc"]["bitz"] = 4
+    refuse(d, "adc.bitz", "unknown key", "did you mean 'bits'")
+
+
+def test_unknown_top_level_section_suggests():
+    d = tiny_dict()
+    d["crosbar"] = d.pop("crossbar")
+    refuse(d, "crosbar", "did you mean 'crossbar'")
+
+
+def test_missing_value():
+    d = tiny_dict()
+    del d["crossbar"]["rows"]
+    refuse(d, "crossbar.rows", "missing")
+
+
+def test_missing_section():
+    d = tiny_dict()
+    del d["clock"]
+    refuse(d, "clock", "missing section")
+
+
+def test_wrong_unit_dimension():
+    d = tiny_dict()
+    d["adc"]["energy"] = q(1, "um2")
+    refuse(d, "adc.energy", "'um2'", "area", "energy unit", "pJ")
+
+
+def test_unknown_unit():
+    d = tiny_dict()
+    d["adc"]["latency"] = q(1, "fortnights")
+    refuse(d, "adc.latency", "unknown unit")
+
+
+def test_number_without_unit():
+    d = tiny_dict()
+    d["mux"]["energy"] = 0.1
+    refuse(d, "mux.energy", "no unit")
+
+
+def test_missing_source():
+    d = tiny_dict()
+    d["adc"]["energy"] = {"value": 1.0, "unit": "pJ"}
+    refuse(d, "adc.energy", "no source")
+    d["adc"]["energy"] = "1 pJ"
+    refuse(d, "adc.energy", "no source")
+
+
+def test_negative_value():
+    d = tiny_dict()
+    d["neuron"]["energy"] = q(-1, "pJ")
+    refuse(d, "neuron.energy", "impossible", ">= 0")
+
+
+def test_zero_rows():
+    d = tiny_dict()
+    d["crossbar"]["rows"] = 0
+    refuse(d, "crossbar.rows", "impossible")
+
+
+def test_adc_bits_above_16():
+    d = tiny_dict()
+    d["adc"]["bits"] = 17
+    refuse(d, "adc.bits", "<= 16")
+
+
+def test_g_off_not_below_g_on():
+    d = tiny_dict()
+    d["device"]["g_off"] = q(100, "uS")
+    refuse(d, "device.g_off", "below g_on")
+
+
+def test_levels_power_of_two():
+    d = tiny_dict()
+    d["device"]["levels"] = 3
+    refuse(d, "device.levels", "power of two")
+
+
+def test_bad_choice_and_bool():
+    d = tiny_dict()
+    d["crossbar"]["signed"] = "diferential"
+    refuse(d, "crossbar.signed", "did you mean 'differential'")
+    d = tiny_dict()
+    d["crossbar"]["gate_zero_reads"] = "yes"
+    refuse(d, "crossbar.gate_zero_reads", "true or false")
+
+
+def test_mux_wider_than_crossbar():
+    d = tiny_dict()
+    d["adc"]["mux"] = 8
+    refuse(d, "adc.mux", "crossbar.cols")
+
+
+def test_required_if():
+    d = tiny_dict()
+    d["input"]["first_layer"] = "dac"
+    refuse(d, "input.dac_energy", "first_layer: dac")
+    d = tiny_dict()
+    d["adc"]["energy_model"] = "walden"
+    refuse(d, "adc.fom", "walden")
+    d = tiny_dict()
+    d["compat"] = "spikesim"
+    refuse(d, "spikesim", "compat: spikesim")
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(CodesignError, match="no such hardware spec file"):
+        load_spec(tmp_path / "nope.yaml")
+    p = tmp_path / "bad.yaml"
+    p.write_text("adc: [unclosed\n")
+    with pytest.raises(CodesignError, match="not valid YAML"):
+        load_spec(p)
+    d = tiny_dict()
+    d["adc"]["bits"] = 40
+    p = tmp_path / "mine.yaml"
+    p.write_text(yaml.safe_dump(d))
+    with pytest.raises(CodesignError, match=r"mine\.yaml: adc\.bits"):
+        load_spec(p)
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def test_with_overrides_aliases_and_paths():
+    s = tiny_spec()
+    s2 = s.with_overrides(adc_bits=6, xbar=8, wbits=3, ubits=5, clock_mhz="500 MHz")
+    assert (s2.adc.bits, s2.crossbar.rows, s2.crossbar.cols) == (6, 8, 8)
+    assert (s2.precision.wbits, s2.precision.ubits) == (3, 5)
+    assert s2.clock.freq_mhz == 500
+    assert s2.source_of("adc.bits") == "override"
+    assert s.adc.bits == 4  # original untouched
+    s3 = s.with_overrides({"neuron.energy": 3.0, "crossbar.signed": "differential"},
+                          bits_per_cell=2)
+    assert s3.neuron.energy_pj == 3.0 and s3.bits_per_cell == 2
+    assert s3.crossbar.signed == "differential"
+    assert s2.with_overrides(wbits=None).precision.wbits is None
+    assert s.with_overrides(adc_bits=None) == s
+
+
+def test_with_overrides_refusals():
+    s = tiny_spec()
+    with pytest.raises(CodesignError, match="did you mean 'adc_bits'"):
+        s.with_overrides(adcbits=5)
+    with pytest.raises(CodesignError, match="adc.bits.*<= 16"):
+        s.with_overrides(adc_bits=20)
+    with pytest.raises(CodesignError, match="did you mean 'bits'"):
+        s.with_overrides({"adc.bit": 3})
