@@ -237,7 +237,8 @@ def test_short_distillation_run_lowers_the_loss(mnist_slice) -> None:
     teacher = _net("vgg-tiny", T=2)
     fit(teacher, xtr, ytr, xte, yte, cfg, progress=False)
     student = _net("vgg-tiny", seed=1, T=2, quant={"wbits": 4, "ubits": 4})
-    loss_fn = make_distill_loss(teacher, student, "logit,md", md_layers=["lif2", "lif_fc1"])
+    loss_fn = make_distill_loss(teacher, student, "logit,md", beta=0.3,
+                                md_layers=["lif2", "lif_fc1"])
     cfg.epochs = 3
     res = fit(student, xtr, ytr, xte, yte, cfg, loss_fn=loss_fn, progress=False,
               extra_params=list(loss_fn.head.parameters()))

@@ -34,6 +34,19 @@ def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
     return y.reshape((steps, -1) + tuple(y.shape[1:]))
 
 
+def _cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """NHWC memory layout for 4-d CPU tensors (same values; ``x`` itself when already so).
+
+    PyTorch's CPU convolution (oneDNN), batch norm and max/avg pooling kernels are several times
+    faster in channels-last than in NCHW; the layout then flows through the LIF neurons and
+    pooling to the next convolution. Values and shapes are unchanged (``flatten``/``reshape``
+    still see the logical NCHW order); CUDA tensors are left as they are.
+    """
+    if x.dim() == 4 and x.device.type == "cpu":
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 class Synapse(nn.Module):
     """Conv2d or Linear, optional BatchNorm, optional weight quantization; multi-step."""
 
@@ -77,6 +90,8 @@ class Synapse(nn.Module):
         if self.kind == "conv":
             conv = self.op
             assert isinstance(conv, nn.Conv2d)
+            # a channels-last weight makes the output channels-last even for C_in = 1
+            x, w = _cpu_channels_last(x), _cpu_channels_last(w)
             return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
         return F.linear(x, w, b)
 
@@ -122,7 +137,7 @@ class Synapse(nn.Module):
     def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         """One step (or time-folded batch) ``(N, ...) -> (N, ...)``."""
         if not self.wq.enabled:
-            y = self.op(x)
+            y = self._linear_op(x, self.op.weight, self.op.bias)
             return self.bn(y) if self.bn is not None else y
         w, b = self.folded(x)
         wq, bq = self._quantize(w, b)
@@ -143,7 +158,8 @@ class Pool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = F.max_pool2d if self.kind == "max" else F.avg_pool2d
-        return unfold_time(f(fold_time(x), self.kernel_size, self.stride), x.shape[0])
+        y = _cpu_channels_last(fold_time(x))
+        return unfold_time(f(y, self.kernel_size, self.stride), x.shape[0])
 
 
 class GlobalAvgPool(nn.Module):

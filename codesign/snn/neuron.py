@@ -35,6 +35,7 @@ Mapping to the libraries (checked spike for spike in ``tests/test_neuron.py``):
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -50,46 +51,80 @@ RESETS = ("subtract", "zero")
 class _FusedLIF(torch.autograd.Function):
     """Float LIF over all T steps with a hand-written BPTT backward (no per-step autograd graph).
 
-    Backward recursion (``g`` = dL/d, ``sg`` = surrogate derivative at ``H - theta``):
-        gU[T] = 0;  for t = T..1:
+    Backward (``g`` = dL/d, ``sg[t]`` = surrogate derivative at ``H[t] - theta``), the
+    per-step recursion ``gU[T] = 0``, ``gU[t-1] = beta gH[t]`` and
+
         subtract: gH[t] = gU[t] + (gS[t] - theta gU[t]) sg[t]
         zero:     gH[t] = gU[t] (1 - S[t]) + (gS[t] - H[t] gU[t]) sg[t]
-        gH[t] += external gradient on recorded H;  gI[t] = gH[t];  gU[t-1] = beta gH[t]
+        gH[t] += external gradient on recorded H;  gI[t] = gH[t]
+
+    is evaluated as ``gI[t] = base[t] + k[t] gI[t+1]`` with the time-independent parts done for
+    all ``T`` steps at once: ``base = gS sg + gH_ext`` and
+    ``k = beta (1 - theta sg)`` (subtract) or ``k = beta (1 - S - H sg)`` (zero); the loop over
+    time is then one fused multiply-add per step. The forward writes every step straight into
+    its output buffers (no temporaries besides the running potential).
     """
 
     @staticmethod
     def forward(ctx, current, beta, theta, zero_reset, kind, alpha):  # type: ignore[override]
+        steps = current.shape[0]
         out_s = torch.empty_like(current)
         out_h = torch.empty_like(current)
-        u = torch.zeros_like(current[0])
-        for t in range(current.shape[0]):
-            h = torch.add(current[t], u, alpha=beta) if beta != 0 else current[t].clone()
-            s = (h >= theta).to(current.dtype)
-            out_h[t] = h
-            out_s[t] = s
-            u = h * (1.0 - s) if zero_reset else h - theta * s
-        ctx.save_for_backward(out_h, out_s)
+        u = torch.empty_like(current[0]) if steps > 1 else None
+        for t in range(steps):
+            h, s = out_h[t], out_s[t]
+            if t == 0 or beta == 0:  # U[0] = 0
+                h.copy_(current[t])
+            else:
+                torch.add(current[t], u, alpha=beta, out=h)  # H = I + beta U
+            torch.ge(h, theta, out=s)
+            if t < steps - 1 and beta != 0:
+                if zero_reset:
+                    torch.addcmul(h, h, s, value=-1.0, out=u)  # U = H - H S = H (1 - S)
+                else:
+                    torch.sub(h, s, alpha=theta, out=u)  # U = H - theta S
+        ctx.set_materialize_grads(False)
+        if zero_reset:
+            ctx.save_for_backward(out_h, out_s)
+        else:
+            ctx.save_for_backward(out_h)
         ctx.cfg = (beta, theta, zero_reset, kind, alpha)
         return out_s, out_h
 
     @staticmethod
     def backward(ctx, grad_s, grad_h):  # type: ignore[override]
-        out_h, out_s = ctx.saved_tensors
         beta, theta, zero_reset, kind, alpha = ctx.cfg
-        grad_in = torch.empty_like(out_h)
-        gu = torch.zeros_like(out_h[0])
-        for t in range(out_h.shape[0] - 1, -1, -1):
-            h = out_h[t]
-            sg = surrogate_grad(h - theta, kind, alpha)
-            gs = grad_s[t] if grad_s is not None else 0.0
-            if zero_reset:
-                gh = gu * (1.0 - out_s[t]) + (gs - h * gu) * sg
-            else:
-                gh = gu + (gs - theta * gu) * sg
+        out_h = ctx.saved_tensors[0]
+        if grad_s is None and grad_h is None:
+            return None, None, None, None, None, None
+        steps = out_h.shape[0]
+        # sg is a fresh buffer: reused below for k
+        if kind == "atan":  # (alpha/2) / (1 + (pi/2 alpha x)^2), three passes
+            sg = torch.sub(out_h, theta)
+            one = torch.ones((), dtype=sg.dtype, device=sg.device)
+            torch.addcmul(one, sg, sg, value=(math.pi / 2.0 * alpha) ** 2, out=sg)
+            torch.div(torch.full((), alpha / 2.0, dtype=sg.dtype, device=sg.device), sg, out=sg)
+        else:
+            sg = surrogate_grad(out_h - theta, kind, alpha)
+        if grad_s is not None:
+            grad_in = torch.mul(grad_s, sg)
             if grad_h is not None:
-                gh = gh + grad_h[t]
-            grad_in[t] = gh
-            gu = beta * gh
+                grad_in.add_(grad_h)
+        else:
+            grad_in = grad_h.clone(memory_format=torch.preserve_format)
+        if beta == 0 or steps == 1:
+            return grad_in, None, None, None, None, None
+        k = sg[:-1]
+        if zero_reset:
+            out_s = ctx.saved_tensors[1]
+            torch.addcmul(out_s[:-1], out_h[:-1], k, out=k)  # S + H sg
+            bt = torch.full((), beta, dtype=k.dtype, device=k.device)
+            torch.add(bt, k, alpha=-beta, out=k)  # beta (1 - S - H sg)
+        else:
+            bt = torch.full((), beta, dtype=k.dtype, device=k.device)
+            torch.add(bt, k, alpha=-beta * theta, out=k)  # beta (1 - theta sg)
+        for t in range(steps - 2, -1, -1):
+            grad_in[t].addcmul_(grad_in[t + 1], k[t])
         return grad_in, None, None, None, None, None
 
 

@@ -10,8 +10,13 @@ and its code could not be read; this implements the reconstruction of
 * ``H^l[t]`` is the pre-reset, pre-threshold membrane potential of LIF layer ``l`` (the value
   compared with the threshold), recorded through the neuron's ``record`` flag. A quantized
   student's ``H`` is already de-quantized (``H_int * s``), so it is in the teacher's units.
-* Each ``H`` is divided by its layer's *effective* threshold: ``theta`` for a float neuron,
-  ``theta_int * s`` (detached) for a quantized one, so ``H_hat = 1`` means "exactly at threshold".
+* Each ``H`` is divided by its layer's nominal threshold ``theta`` (``H_hat = 1``: at threshold),
+  so nets with different thresholds are compared in threshold units. For a quantized student we
+  divide by the nominal ``theta``, not by its grid threshold ``theta_int * s``: dividing by a
+  *detached* ``theta_int * s`` leaves a spurious gradient on the shared weight/membrane step
+  ``s`` (the numerator scales with ``s``, the denominator is treated as constant), which made the
+  membrane term diverge under Adam in our tests; with ``theta`` the gradient on ``s`` is the
+  true one (``s`` scales the de-quantized weights and hence ``H``).
 * ``d`` is the squared error (``"mse"``) or the smooth-L1 / Huber loss with ``delta = 1``
   (``"smooth_l1"``), averaged over steps ``S``, batch and the layer's ``N_l`` neurons.
 * ``C_l`` is a learned connector on the student side: a bias-free 1x1 convolution (conv layers)
@@ -38,11 +43,9 @@ from codesign.snn.neuron import LIF
 DISTANCES = ("mse", "smooth_l1")
 
 
-def effective_threshold(lif: LIF) -> torch.Tensor:
-    """Firing threshold in float units, detached: ``theta`` or ``theta_int * s`` (quantized)."""
-    if lif.ubits is None:
-        return torch.tensor([lif.theta])
-    return (lif.threshold_int() * lif.membrane_step()).detach()
+def threshold_of(lif: LIF) -> torch.Tensor:
+    """The normalising threshold of a layer: its nominal ``theta`` (see the module docstring)."""
+    return torch.tensor([lif.theta])
 
 
 def normalise(h: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -208,11 +211,11 @@ class MembraneRecorder:
         return self
 
     def take(self) -> dict[str, torch.Tensor]:
-        """The recorded potentials (normalised by each layer's effective threshold)."""
+        """The recorded potentials, each divided by its layer's threshold ``theta``."""
         out = {}
         for n, lif in self.neurons.items():
             assert lif.h is not None
-            out[n] = normalise(lif.h, effective_threshold(lif))
+            out[n] = normalise(lif.h, threshold_of(lif))
         return out
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,245 @@
+"""Cost model: hand-computed dense totals, activity-driven energy, row counting, reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_hw_nets import q, seq_graph, tiny_dict, tiny_spec
+
+from codesign.errors import CodesignError
+from codesign.hw import map_network, write_report
+from codesign.hw.activity import measure_activity
+from codesign.hw.cost import pipeline_latency_ns
+from codesign.hw.mapping import map_layer
+from codesign.hw.spec import spec_from_dict
+
+
+def two_fc(T=2):
+    return seq_graph((6,), [("linear", "fc1", 5), ("lif", "lif1"), ("linear", "fc2", 3),
+                            ("lif", "lif2")], T=T)
+
+
+# ----------------------------------------------------------------------------- dense, by hand
+
+
+def test_dense_two_layer_totals_by_hand():
+    """tiny spec: 4x4 crossbars, 1 pJ per active row (4 pJ full read), ADC 1 pJ, shift-add
+    0.5 pJ, accumulator 0.25 pJ (x2 ops: offset correction), LIF 2 pJ, membrane 0.2 pJ/bit at
+    8 bits; buffers and interconnect free.
+
+    fc1 6->5: row blocks (4, 2), 2 column blocks (4 + 1 columns); per step: array 6 rows x 2
+    crossbars x 1 pJ = 12, ADC 2 reads x 5 columns = 10, shift-add 5, accumulator 2x5x2 x 0.25
+    = 5, LIF 5 x 2 = 10, membrane 5 x 8 x 0.2 = 8 -> 50 pJ.
+    fc2 5->3: blocks (4, 1), 1 column block: 5 + 6 + 3 + 3 + 6 + 4.8 = 27.8 pJ.
+    T = 2 -> 155.6 pJ.
+    """
+    r = map_network(two_fc(), tiny_spec())
+    L = r.layers.set_index("layer")
+    assert L.loc["fc1", "energy_pj"] == pytest.approx(100.0)
+    assert L.loc["fc2", "energy_pj"] == pytest.approx(55.6)
+    assert L.loc["fc1", "energy_array_pj"] == pytest.approx(24.0)
+    assert L.loc["fc1", "energy_adc_pj"] == pytest.approx(20.0)
+    assert L.loc["fc1", "energy_membrane_pj"] == pytest.approx(16.0)
+    assert r.summary["energy_pj"] == pytest.approx(155.6)
+    # latency: per position t_read 10 + 2 ADC rounds x 1 ns, + 2 cycles of shift-add and
+    # accumulate = 14 ns per step and layer; pipeline over 2 steps: 14 + 14 + 14 = 42 ns
+    assert L.loc["fc1", "latency_ns"] == pytest.approx(28.0)
+    assert r.summary["latency_ns"] == pytest.approx(42.0)
+    # area: each layer owns one tile: 4 crossbars x 100 + 8 ADCs x 10 + 8 shift-adders x 1
+    # + 2 accumulators x 1 + 1 LIF unit x 5 = 495; membrane 5 x 8 and 3 x 8 bits x 1 um2
+    assert L.loc["fc1", "area_um2"] == pytest.approx(495 + 40)
+    assert r.summary["area_um2"] == pytest.approx(2 * 495 + 64)
+    # metrics
+    ops = 2 * (6 * 5 + 5 * 3) * 2
+    assert r.summary["ops"] == ops
+    assert r.summary["tops_per_w"] == pytest.approx(ops / 155.6)
+    assert r.summary["edap_pj_ns_mm2"] == pytest.approx(155.6 * 42 * 1054e-6)
+    assert r.summary["mode"] == "dense" and "2 * MACs * T" in r.summary["op_convention"]
+    assert len(r.per_step) == 4
+
+
+def test_pipeline_latency_formula():
+    d = [np.array([3.0, 3.0, 3.0]), np.array([5.0, 5.0, 5.0]), np.array([1.0, 1.0, 1.0])]
+    assert pipeline_latency_ns(d, "layer") == pytest.approx(9 + 2 * 5)
+    assert pipeline_latency_ns(d, "none") == pytest.approx(27)
+
+
+def test_adc_bits_and_ubits_move_energy():
+    g = two_fc()
+    base = map_network(g, tiny_spec()).summary["energy_by_component_pj"]
+    hi = map_network(g, tiny_spec(adc_bits=8)).summary["energy_by_component_pj"]
+    assert hi["adc"] == pytest.approx(2 * base["adc"])
+    lo_u = map_network(g, tiny_spec(), ubits=4).summary["energy_by_component_pj"]
+    assert lo_u["membrane"] == pytest.approx(base["membrane"] / 2)
+    assert lo_u["neuron"] == pytest.approx(base["neuron"] / 2)
+    w4 = map_network(g, tiny_spec(), wbits=4)
+    assert w4.layers["slices"].tolist() == [4, 4]
+    assert w4.summary["energy_by_component_pj"]["adc"] == pytest.approx(4 * base["adc"])
+
+
+# ----------------------------------------------------------------------------- activity
+
+
+def ones_activity(g, T, B):
+    act = {}
+    for n in g.nodes:
+        lay = g.nodes[n]["layer"]
+        if lay.op in ("conv", "linear"):
+            act[n] = np.ones((T, B, *lay.in_shape), dtype=np.float32)
+        elif lay.op == "lif":
+            act[n] = np.ones((T, B, *lay.shape), dtype=np.float32)
+    return act
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_all_ones_activity_equals_dense_without_padding(gated):
+    g = seq_graph((3, 6, 6), [("conv", "c1", 5, 3, 1, 0), ("lif", "l1"), ("flatten", "f"),
+                              ("linear", "fc", 7), ("lif", "l2")], T=3)
+    spec = tiny_spec(gate_zero_reads=gated)
+    dense = map_network(g, spec)
+    act = map_network(g, spec, activity=ones_activity(g, 3, 2))
+    assert act.summary["mode"] == "activity"
+    assert act.summary["energy_pj"] == pytest.approx(dense.summary["energy_pj"])
+    assert act.summary["latency_ns"] == pytest.approx(dense.summary["latency_ns"])
+    assert act.summary["sops"] == pytest.approx(dense.summary["sops"])
+
+
+def test_padding_makes_all_ones_cheaper_than_dense():
+    g = seq_graph((3, 6, 6), [("conv", "c1", 5, 3, 1, 1), ("lif", "l1")], T=2)
+    spec = tiny_spec(gate_zero_reads=False)
+    dense = map_network(g, spec).layers.iloc[0]
+    act = map_network(g, spec, activity=ones_activity(g, 2, 1)).layers.iloc[0]
+    assert act["energy_array_pj"] < dense["energy_array_pj"]   # padded rows are inactive
+    assert act["energy_adc_pj"] == pytest.approx(dense["energy_adc_pj"])  # no gating
+
+
+def test_removing_spikes_lowers_energy():
+    g = two_fc(T=4)
+    rng = np.random.default_rng(0)
+    full = ones_activity(g, 4, 8)
+    sparse = {k: (rng.random(v.shape) < 0.2).astype(np.float32) for k, v in full.items()}
+    spec = tiny_spec()                                       # gated
+    e_full = map_network(g, spec, activity=full).summary
+    e_sparse = map_network(g, spec, activity=sparse).summary
+    assert e_sparse["energy_pj"] < e_full["energy_pj"]
+    assert e_sparse["energy_by_component_pj"]["array"] < e_full["energy_by_component_pj"]["array"]
+    assert e_sparse["energy_by_component_pj"]["adc"] < e_full["energy_by_component_pj"]["adc"]
+    assert e_sparse["sops"] < e_full["sops"]
+    # silence one block of fc1's input entirely: those reads are skipped when gated
+    quiet = {k: v.copy() for k, v in full.items()}
+    quiet["fc1"][..., :4] = 0
+    L = map_network(g, spec, activity=quiet).layers.set_index("layer")
+    assert L.loc["fc1", "read_skip_fraction"] == pytest.approx(0.5)
+    assert L.loc["fc1", "adc_conversions"] == pytest.approx(4 * 1 * 5)
+    ungated = map_network(g, tiny_spec(gate_zero_reads=False), activity=quiet)
+    assert ungated.layers.set_index("layer").loc["fc1", "adc_conversions"] == 4 * 2 * 5
+    # no spikes at all: only neuron and membrane upkeep is left
+    zero = {k: np.zeros_like(v) for k, v in full.items()}
+    z = map_network(g, spec, activity=zero).summary["energy_by_component_pj"]
+    assert z["array"] == 0 and z["adc"] == 0 and z["neuron"] > 0
+
+
+def brute_force_counts(x, layer, m):
+    """Active rows per (sample, position, block) by explicit im2col."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    _, ho, wo = layer.out_shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    bidx = m.block_index()
+    nb = len(m.block_rows)
+    cg = m.in_per_group
+    out = np.zeros((n, ho, wo, m.groups * nb), dtype=int)
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]   # (n, c, kh, kw)
+            for g in range(m.groups):
+                p = patch[:, g * cg:(g + 1) * cg]
+                for b in range(nb):
+                    out[:, i, j, g * nb + b] = (p * (bidx == b)).sum(axis=(1, 2, 3))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["im2col", "kernel_position"])
+@pytest.mark.parametrize("groups,stride,pad", [(1, 1, 1), (1, 2, 0), (2, 2, 1)])
+def test_row_counts_match_brute_force_im2col(mode, groups, stride, pad):
+    from codesign.graph.schema import ConvLayer
+    rng = np.random.default_rng(1)
+    cin, cout, k, hw = 6, 4, 3, 7
+    ho = (hw + 2 * pad - k) // stride + 1
+    lay = ConvLayer(in_shape=(cin, hw, hw), out_shape=(cout, ho, ho), in_channels=cin,
+                    out_channels=cout, kernel_size=(k, k), stride=(stride, stride),
+                    padding=(pad, pad), groups=groups)
+    m = map_layer(lay, tiny_spec(xbar=5, mux=1), mode=mode)
+    T, B = 2, 3
+    x = (rng.random((T, B, cin, hw, hw)) < 0.4).astype(np.float32)
+    act = measure_activity(x, lay, m)
+    ref = brute_force_counts(x.reshape(T * B, cin, hw, hw), lay, m)
+    assert act.active_rows == pytest.approx(ref.sum(axis=(1, 2, 3)).reshape(T, B).mean(1))
+    assert act.reads_nonzero == pytest.approx((ref > 0).sum(axis=(1, 2, 3)).reshape(T, B)
+                                              .mean(1))
+    assert act.positions_active == pytest.approx((ref > 0).any(-1).sum(axis=(1, 2))
+                                                 .reshape(T, B).mean(1))
+    assert act.input_rate == pytest.approx(x.reshape(T, B, -1).mean(axis=(1, 2)))
+
+
+def test_analog_first_layer_bit_serial_and_dac():
+    g = seq_graph((2, 4, 4), [("conv", "c1", 3, 3, 1, 1), ("lif", "l1")], T=2,
+                  encoding="direct")
+    spec = tiny_spec()                              # bit_serial, 4 bits
+    dense = map_network(g, spec).layers.iloc[0]
+    assert dense["analog_input"]
+    x = np.full((2, 1, 2, 4, 4), 0.5, dtype=np.float32)
+    x[..., 0, 0] = 1.0                               # 1.0 -> 15 = 0b1111, 0.5 -> 8 = 0b1000
+    act = map_network(g, spec, activity={"c1": x}).layers.iloc[0]
+    assert act["adc_conversions"] < dense["adc_conversions"] or not spec.crossbar.gate_zero_reads
+    assert act["energy_array_pj"] < dense["energy_array_pj"]
+    d = tiny_dict()
+    d["input"] = {"first_layer": "dac", "bits": 4, "dac_energy": q(0.01, "pJ"),
+                  "dac_area": q(0.2, "um2")}
+    sd = spec_from_dict(d)
+    r = map_network(g, sd, activity={"c1": x})
+    row = r.layers.iloc[0]
+    assert row["energy_dac_pj"] > 0 and row["area_dac_um2"] > 0
+
+
+def test_activity_errors():
+    g = two_fc()
+    good = ones_activity(g, 2, 1)
+    with pytest.raises(CodesignError, match="missing the input tensor"):
+        map_network(g, tiny_spec(), activity={"fc1": good["fc1"]})
+    with pytest.raises(CodesignError, match="did you mean 'fc1'"):
+        map_network(g, tiny_spec(), activity={**good, "fc_1": good["fc1"]})
+    with pytest.raises(CodesignError, match="expected shape"):
+        map_network(g, tiny_spec(), activity={**good, "fc2": np.ones((2, 1, 4))})
+    with pytest.raises(CodesignError, match="T = 3"):
+        map_network(g, tiny_spec(), activity=ones_activity(g, 3, 1))
+
+
+def test_lif_without_synaptic_producer_gets_a_row():
+    g = seq_graph((4,), [("lif", "enc"), ("linear", "fc", 2), ("lif", "out")], T=2)
+    r = map_network(g, tiny_spec())
+    assert list(r.layers["layer"]) == ["fc", "enc"]
+    assert r.layers.set_index("layer").loc["enc", "energy_neuron_pj"] == pytest.approx(
+        2 * 4 * 2.0)
+    assert r.summary["notes"]
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def test_write_report(tmp_path):
+    r = map_network(two_fc(), tiny_spec())
+    paths = write_report(r, tmp_path / "out")
+    for name in ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.png",
+                 "area_breakdown.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0, name
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert s["spec_name"] == "tiny" and s["energy_pj"] == pytest.approx(155.6)
+    assert s["edap_unit"] == "pJ * ns * mm2"
+    import pandas as pd
+    df = pd.read_csv(paths["layers.csv"])
+    assert list(df["layer"]) == ["fc1", "fc2"]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp")]
+    assert list(r.table().columns)[:2] == ["layer", "op"]
