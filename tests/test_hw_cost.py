@@ -243,3 +243,33 @@ def test_write_report(tmp_path):
     assert list(df["layer"]) == ["fc1", "fc2"]
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp")]
     assert list(r.table().columns)[:2] == ["layer", "op"]
+
+
+def test_avg_pooled_spikes_are_multi_level_bit_planes():
+    from codesign.graph.schema import PoolLayer
+    from codesign.hw.activity import binary_planes, level_planes
+    from codesign.hw.topology import input_levels
+
+    g = seq_graph((2, 4, 4), [("conv", "c1", 4, 3, 1, 1), ("lif", "l1"), ("pool", "p", 2),
+                              ("conv", "c2", 4, 3, 1, 1), ("lif", "l2")], T=2)
+    g.nodes["p"]["layer"] = PoolLayer(in_shape=(4, 4, 4), out_shape=(4, 2, 2), kind="avg",
+                                      kernel_size=(2, 2), stride=(2, 2))
+    assert input_levels(g, "c2") == 4 and input_levels(g, "c1") == 1
+    assert level_planes(4) == 3 and level_planes(1) == 1
+    planes = binary_planes(np.array([0, 0.25, 0.5, 0.75, 1.0]), analog=False, scheme="dac",
+                           bits=8, levels=4)
+    assert [p.astype(int).tolist() for p in planes] == [[0, 1, 0, 1, 0], [0, 0, 1, 1, 0],
+                                                        [0, 0, 0, 0, 1]]
+    spec = tiny_spec(gate_zero_reads=False)
+    dense = map_network(g, spec).layers.set_index("layer")
+    assert dense.loc["c2", "input_planes"] == 3 and dense.loc["c1", "input_planes"] == 1
+    # recorded activity: one spike in four -> 0.25 everywhere: only bit plane 0 is active
+    act = {"c1": np.ones((2, 1, 2, 4, 4), np.float32),
+           "c2": np.full((2, 1, 4, 2, 2), 0.25, np.float32)}
+    L = map_network(g, spec, activity=act).layers.set_index("layer")
+    assert L.loc["c2", "input_planes"] == 3
+    assert not L.loc["c2", "analog_input"]
+    assert L.loc["c2", "energy_adc_pj"] == pytest.approx(dense.loc["c2", "energy_adc_pj"])
+    assert L.loc["c2", "energy_array_pj"] < dense.loc["c2", "energy_array_pj"] / 3 + 1e-9
+    # synaptic ops count non-zero inputs once, not once per plane
+    assert L.loc["c2", "sops"] < dense.loc["c2", "sops"]

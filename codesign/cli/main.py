@@ -34,6 +34,7 @@ def _register() -> None:
 
     cli.add_command(train)
     cli.add_command(info)
+    cli.add_command(__import__("codesign.cli.map_cmd", fromlist=["map_cmd"]).map_cmd, name="map")
 
 
 _register()

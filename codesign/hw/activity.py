@@ -10,6 +10,9 @@ contiguous, so ``np.add.reduceat`` over the channel axis gives every block's cou
 Analog inputs (the first layer under direct encoding) are binarised per the spec's input scheme:
 ``bit_serial``: ``|x|`` is quantised to ``bits`` levels of its maximum and each bit plane is one
 read (``planes = bits``); ``dac``: a row is active when its input is non-zero (one plane).
+Multi-level spike inputs (spikes averaged by a ``k x k`` pooling: ``levels = k*k`` steps of
+``1/levels``) are applied exactly as ``ceil(log2(levels + 1))`` bit planes of
+``round(x * levels)``.
 
 All statistics are per sample (mean over the batch) and per time step.
 """
@@ -45,6 +48,13 @@ class BlockActivity:
     """Active rows per step if every row were active: ``positions * sum(rows) * planes``."""
     planes: int
     dense: bool
+    nonzero_rows: np.ndarray | None = None
+    """Sum over row-block reads of rows with a non-zero input (all planes at once); equals
+    ``active_rows`` for one plane. Used for synaptic-op counts."""
+
+    @property
+    def sop_rows(self) -> np.ndarray:
+        return self.active_rows if self.nonzero_rows is None else self.nonzero_rows
 
 
 def _totals(m: LayerMapping, planes: int) -> tuple[float, float]:
@@ -59,12 +69,24 @@ def dense_activity(m: LayerMapping, T: int, planes: int = 1) -> BlockActivity:
     ones = np.ones(T)
     return BlockActivity(active_rows=rows * ones, reads_nonzero=reads * ones,
                          positions_active=m.positions * ones, input_rate=ones,
-                         reads_total=reads, rows_total=rows, planes=planes, dense=True)
+                         reads_total=reads, rows_total=rows, planes=planes, dense=True,
+                         nonzero_rows=rows / planes * ones)
 
 
-def binary_planes(x: np.ndarray, *, analog: bool, scheme: str, bits: int) -> list[np.ndarray]:
-    """Boolean row-drive planes of ``x``: spikes -> ``[x != 0]``; analog ``dac`` -> ``[x != 0]``;
-    analog ``bit_serial`` -> the ``bits`` bit planes of ``round(|x| / max|x| * (2^bits - 1))``."""
+def level_planes(levels: int) -> int:
+    """Bit planes of an input with ``levels`` non-zero levels: ``ceil(log2(levels + 1))``."""
+    return max(1, int(np.ceil(np.log2(levels + 1))))
+
+
+def binary_planes(x: np.ndarray, *, analog: bool, scheme: str, bits: int,
+                  levels: int = 1) -> list[np.ndarray]:
+    """Boolean row-drive planes of ``x``: spikes -> ``[x != 0]``; multi-level spikes -> the bit
+    planes of ``round(x * levels)``; analog ``dac`` -> ``[x != 0]``; analog ``bit_serial`` ->
+    the ``bits`` bit planes of ``round(|x| / max|x| * (2^bits - 1))``."""
+    if not analog and levels > 1:
+        q = np.clip(np.rint(x.astype(np.float32, copy=False) * levels), 0, levels).astype(
+            np.int32)
+        return [((q >> k) & 1).astype(bool) for k in range(level_planes(levels))]
     if not analog or scheme == "dac":
         return [x != 0]
     mag = np.abs(x.astype(np.float32, copy=False))
@@ -76,7 +98,7 @@ def binary_planes(x: np.ndarray, *, analog: bool, scheme: str, bits: int) -> lis
 
 
 def _conv_counts(p: np.ndarray, layer: ConvLayer, m: LayerMapping, bidx: np.ndarray):
-    """Per-sample (reads_nonzero, active_rows, positions_active-mask) for one plane chunk.
+    """Per-sample (active_rows, nonzero_reads, positions_active-mask) for one plane chunk.
 
     ``p``: bool ``(N, C, H, W)``. Returns ``(active[N], nonzero[N], pos_any[N, Ho, Wo])``.
     """
@@ -88,22 +110,45 @@ def _conv_counts(p: np.ndarray, layer: ConvLayer, m: LayerMapping, bidx: np.ndar
     _, ho, wo = layer.out_shape
     xl = np.zeros((n, p.shape[2] + 2 * ph, p.shape[3] + 2 * pw, p.shape[1]), dtype=np.uint8)
     xl[:, ph:ph + p.shape[2], pw:pw + p.shape[3], :] = p.transpose(0, 2, 3, 1)
+    views = [xl[:, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw, :]
+             for i in range(kh) for j in range(kw)]
     nb = len(m.block_rows)
     cg = m.in_per_group
     counts = np.zeros((n, ho, wo, m.groups * nb), dtype=np.int32)
-    for i in range(kh):
-        for j in range(kw):
-            h0, w0 = i * dh, j * dw
-            view = xl[:, h0:h0 + sh * (ho - 1) + 1:sh, w0:w0 + sw * (wo - 1) + 1:sw, :]
-            bid = bidx[:, i, j]
-            starts = np.flatnonzero(np.r_[True, bid[1:] != bid[:-1]])
-            for g in range(m.groups):
-                sub = view[..., g * cg:(g + 1) * cg]
-                sums = np.add.reduceat(sub, starts, axis=3, dtype=np.int32)
-                counts[..., g * nb + bid[starts]] += sums
+    k2 = kh * kw
+    for g in range(m.groups):
+        sub = [v[..., g * cg:(g + 1) * cg] for v in views]
+        base = g * nb
+        if m.mode == "im2col" and k2 < 256:
+            _im2col_counts(sub, counts, base, bidx, k2)
+        else:
+            for off, v in enumerate(sub):
+                bid = bidx[:, off // kw, off % kw]
+                starts = np.flatnonzero(np.r_[True, bid[1:] != bid[:-1]])
+                counts[..., base + bid[starts]] += np.add.reduceat(v, starts, axis=3,
+                                                                   dtype=np.int32)
     nz = counts > 0
     return (counts.sum(axis=(1, 2, 3), dtype=np.int64), nz.sum(axis=(1, 2, 3)),
             nz.any(axis=3))
+
+
+def _im2col_counts(sub: list[np.ndarray], counts: np.ndarray, base: int, bidx: np.ndarray,
+                   k2: int) -> None:
+    """im2col row blocks hold whole channels except at their edges: sum each channel over its
+    ``k2`` kernel positions once (a box sum), add whole channels per block with one
+    ``reduceat``, then move the kernel positions of channels that straddle a block edge."""
+    box = sub[0].copy()
+    for v in sub[1:]:
+        box += v
+    flat = bidx.reshape(bidx.shape[0], k2)                # block of (channel, offset)
+    first = flat[:, 0]
+    starts = np.flatnonzero(np.r_[True, first[1:] != first[:-1]])
+    counts[..., base + first[starts]] += np.add.reduceat(box, starts, axis=3, dtype=np.int32)
+    for c in np.flatnonzero(flat[:, -1] != first):        # straddling channels
+        for off in np.flatnonzero(flat[c] != first[c]):
+            v = sub[off][..., c]
+            counts[..., base + first[c]] -= v
+            counts[..., base + flat[c, off]] += v
 
 
 def _linear_counts(p: np.ndarray, m: LayerMapping, bidx: np.ndarray):
@@ -123,9 +168,11 @@ def measure_activity(
     analog: bool = False,
     scheme: str = "bit_serial",
     bits: int = 8,
+    levels: int = 1,
     name: str = "layer",
 ) -> BlockActivity:
-    """Row-block activity of ``layer`` from its input ``x`` of shape ``(T, B, *in_shape)``."""
+    """Row-block activity of ``layer`` from its input ``x`` of shape ``(T, B, *in_shape)``
+    (``analog``: the spec's input scheme and ``bits``; ``levels > 1``: multi-level spikes)."""
     x = np.asarray(x)
     in_shape = tuple(layer.in_shape)
     if x.ndim < 3 or int(np.prod(x.shape[2:])) != int(np.prod(in_shape)) or (
@@ -135,8 +182,9 @@ def measure_activity(
                             f"{tuple(x.shape)}")
     T, B = int(x.shape[0]), int(x.shape[1])
     flat = x.reshape((T * B, *in_shape)) if m.op == "conv" else x.reshape(T * B, -1)
-    planes = binary_planes(flat, analog=analog, scheme=scheme, bits=bits) if analog else [
-        flat != 0]
+    planes = binary_planes(flat, analog=analog, scheme=scheme, bits=bits, levels=levels)
+    if len(planes) > 1:  # count non-zero inputs too (synaptic ops), as one more pass
+        nz_act = measure_activity(x != 0, layer, m, name=name)
     bidx = m.block_index()
     active = np.zeros(T * B, dtype=np.int64)
     nonzero = np.zeros(T * B, dtype=np.int64)
@@ -164,7 +212,8 @@ def measure_activity(
 
     return BlockActivity(active_rows=per_step(active), reads_nonzero=per_step(nonzero),
                          positions_active=per_step(pos_any), input_rate=rate,
-                         reads_total=reads, rows_total=rows, planes=len(planes), dense=False)
+                         reads_total=reads, rows_total=rows, planes=len(planes), dense=False,
+                         nonzero_rows=nz_act.active_rows if len(planes) > 1 else None)
 
 
 def spike_counts(s: np.ndarray, shape: tuple, name: str = "lif") -> np.ndarray:

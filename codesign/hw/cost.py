@@ -22,7 +22,10 @@ interconnect        output spikes (``bitmap``/``aer``, :class:`InterconnectModel
 neuron, membrane    one LIF update and one ``ubits`` read + write per neuron
 ==================  ==========================================================================
 
-Dense mode (no activity) sets ``a = rows`` for every read and every read done.
+Dense mode (no activity) sets ``a = rows`` for every read and every read done, and lets every
+neuron fire (an upper bound: padding rows count as active). Pooling, flatten and residual adds
+are not costed (max pooling of spikes is an OR; a residual add is folded into the consumer's
+membrane update).
 
 Latency per step: output positions (those with a non-zero read when gated) are processed one
 after another, divided among ``duplication`` weight copies; each takes
@@ -97,10 +100,15 @@ def layer_energy(
     lif: Optional[LIFInfo],
     *,
     analog: bool,
+    in_bits: int,
     in_elements: int,
     tiles_total: int,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Energy per step ``(T,)`` by component and total action counts (per sample)."""
+    """Energy per step ``(T,)`` by component and total action counts (per sample).
+
+    ``analog``: the input is the network's analog input (DAC energy, input traffic);
+    ``in_bits``: bits per input element (1 for spikes, the planes of multi-level spikes, the
+    input bits of an analog input)."""
     xb = comps.crossbar
     widths = col_block_widths(m)
     row_coeff = sum(xb.per_row_pj(c) for c in widths)
@@ -111,7 +119,6 @@ def layer_energy(
     conv = reads * m.cols_used
     outs = m.out_per_group
     acc_ops = reads * outs * (2 if spec.crossbar.signed == "offset" else 1)
-    in_bits = spec.input.bits if analog else 1
     fetch_bits = m.positions * m.groups * m.rows_per_group * in_bits
     T = arows.shape[0]
     zero = np.zeros(T)
@@ -146,7 +153,7 @@ def layer_energy(
         "accumulator_ops": float(acc_ops.sum()),
         "neuron_updates": float(T * lif.neurons) if lif is not None else 0.0,
         "spikes_out": float(spikes.sum()),
-        "sops": float(arows.sum() * outs) if act.planes == 1 else float("nan"),
+        "sops": float(act.sop_rows.sum() * outs),
     }
     return e, counts
 

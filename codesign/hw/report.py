@@ -32,7 +32,13 @@ import pandas as pd
 from codesign.errors import CodesignError
 from codesign.hw import spikesim as ss
 from codesign.hw import topology as topo
-from codesign.hw.activity import BlockActivity, dense_activity, measure_activity, spike_counts
+from codesign.hw.activity import (
+    BlockActivity,
+    dense_activity,
+    level_planes,
+    measure_activity,
+    spike_counts,
+)
 from codesign.hw.components import build_components
 from codesign.hw.cost import (
     AREA_COMPONENTS,
@@ -196,17 +202,30 @@ def _stats(act: BlockActivity, info: Optional[LIFInfo]) -> dict[str, float]:
     }
 
 
-def _activity_of(name, lay, m, spec, activity, T, analog) -> tuple[BlockActivity, bool]:
+def _in_bits(spec: HardwareSpec, analog: bool, levels: int) -> int:
+    """Bits per input element: analog -> the spec's input bits, multi-level spikes -> their
+    bit planes, spikes -> 1."""
+    if analog:
+        return spec.input.bits
+    return level_planes(levels) if levels > 1 else 1
+
+
+def _activity_of(name, lay, m, spec, activity, T, analog, levels
+                 ) -> tuple[BlockActivity, bool]:
     """Dense or measured row activity, and whether the input is analog (a non-binary measured
-    input is analog whatever the graph says)."""
+    input of a layer the graph says gets binary spikes is taken as analog)."""
     if activity is None:
-        planes = spec.input.bits if analog and spec.input.first_layer == "bit_serial" else 1
+        if analog:
+            planes = spec.input.bits if spec.input.first_layer == "bit_serial" else 1
+        else:
+            planes = level_planes(levels) if levels > 1 else 1
         return dense_activity(m, T, planes), analog
     x = np.asarray(activity[name])
-    if not analog and x.dtype != bool and not bool(((x == 0) | (x == 1)).all()):
+    if not analog and levels == 1 and x.dtype != bool and not bool(
+            ((x == 0) | (x == 1)).all()):
         analog = True
     act = measure_activity(x, lay, m, analog=analog, scheme=spec.input.first_layer,
-                           bits=spec.input.bits, name=name)
+                           bits=spec.input.bits, levels=levels, name=name)
     return act, analog
 
 
@@ -221,11 +240,14 @@ def _generic(g, spec, comps, synaptic, owned, owners, lif_info, activity, T, map
     rows, steps, lat_steps = [], [], []
     for n in synaptic:
         lay, m = topo.layer(g, n), maps[n]
-        act, analog = _activity_of(n, lay, m, spec, activity, T, topo.analog_input(g, n))
+        analog = topo.analog_input(g, n)
+        levels = 1 if analog else topo.input_levels(g, n)
+        act, analog = _activity_of(n, lay, m, spec, activity, T, analog, levels)
         info = lif_info(owned.get(n))
         in_elems = int(np.prod(lay.in_shape))
         e, counts = layer_energy(m, act, comps, spec, info, analog=analog,
-                                 in_elements=in_elems, tiles_total=tiles_total)
+                                 in_bits=_in_bits(spec, analog, levels), in_elements=in_elems,
+                                 tiles_total=tiles_total)
         if analog:
             counts["sops"] = float(lay.macs_per_step * T)
         tiles_l = tiles_total * m.pes / total_pes if share else float(m.tiles)
@@ -234,7 +256,7 @@ def _generic(g, spec, comps, synaptic, owned, owners, lif_info, activity, T, map
         area = layer_area_um2(comps, spec, tiles_l, info,
                               dac=analog and spec.input.first_layer == "dac")
         rows.append(_row(n, lay, m, spec, info, analog, T, e, counts, float(d.sum()), area,
-                         tiles_l, _stats(act, info)))
+                         tiles_l, _stats(act, info), planes=act.planes))
         steps.extend(_step_rows(n, e, d, act, info))
     for lif, owner in owners.items():  # LIF populations fed by no synaptic layer
         if owner is not None:
@@ -273,22 +295,24 @@ def _spikesim(g, spec, comps, synaptic, owned, lif_info, activity, T, wbits, not
         ub = info.ubits if info is not None else resolve_ubits(None, spec)
         layers.append(ss.SpikeSimLayer(n, m, lay.in_channels, lay.out_channels,
                                        tuple(lay.in_shape[1:]), out_hw, ub))
-    k2 = ss.check_layers(layers, spec)
-    areas, n_tiles = ss.network_area_um2(layers, spec, comps, k2)
+    notes.extend(ss.check_layers(layers, spec))
+    areas, n_tiles = ss.network_area_um2(layers, spec, comps)
     latency, busy = ss.network_latency_ns(layers, spec, T)
     total_pes = max(sum(ss.pes(x) for x in layers), 1)
     rows, steps = [], []
     for lay_ss in layers:
         n, m = lay_ss.name, lay_ss.mapping
         lay = topo.layer(g, n)
-        e, counts = ss.layer_energy(lay_ss, spec, comps, k2, T)
+        e, counts = ss.layer_energy(lay_ss, spec, comps, T)
         counts["sops"] = float(lay.macs_per_step * T)
         info = lif_info(owned.get(n))
-        act, analog = _activity_of(n, lay, m, spec, activity, T, topo.analog_input(g, n))
+        analog = topo.analog_input(g, n)
+        levels = 1 if analog else topo.input_levels(g, n)
+        act, analog = _activity_of(n, lay, m, spec, activity, T, analog, levels)
         tiles_l = n_tiles * ss.pes(lay_ss) / total_pes
         d = np.full(T, busy[n] / T)
         rows.append(_row(n, lay, m, spec, info, analog, T, e, counts, busy[n], areas[n],
-                         tiles_l, _stats(act, info), pes=ss.pes(lay_ss)))
+                         tiles_l, _stats(act, info), pes=ss.pes(lay_ss), planes=act.planes))
         steps.extend(_step_rows(n, e, d, act, info))
     return rows, steps, maps, latency, n_tiles
 
@@ -297,7 +321,7 @@ def _spikesim(g, spec, comps, synaptic, owned, lif_info, activity, T, wbits, not
 
 
 def _row(n, lay, m: LayerMapping, spec, info, analog, T, e, counts, latency_ns, area, tiles,
-         stats, pes: Optional[int] = None) -> dict[str, Any]:
+         stats, pes: Optional[int] = None, planes: int = 1) -> dict[str, Any]:
     r: dict[str, Any] = {
         "layer": n, "op": m.op, "mapping": m.mode, "wbits": m.wbits,
         "ubits": info.ubits if info is not None else None, "lif": info.name if info else None,
@@ -306,6 +330,7 @@ def _row(n, lay, m: LayerMapping, spec, info, analog, T, e, counts, latency_ns, 
         "row_blocks": m.row_blocks, "col_blocks": m.col_blocks, "crossbars": m.crossbars,
         "pes": m.pes if pes is None else pes, "tiles": tiles, "duplication": m.duplication,
         "utilisation": m.utilisation, "analog_input": bool(analog),
+        "input_planes": int(planes),
         "adc_bits": spec.adc.bits,
         "adc_bits_lossless": lossless_adc_bits(min(max(m.block_rows), m.xbar_rows),
                                                spec.bits_per_cell),
@@ -449,6 +474,7 @@ def _clean(o: Any) -> Any:
 
 def _stacked_bar(df: pd.DataFrame, prefix: str, suffix: str, comps, ylabel: str, title: str,
                  path: str) -> None:
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -458,7 +484,7 @@ def _stacked_bar(df: pd.DataFrame, prefix: str, suffix: str, comps, ylabel: str,
     ax = fig.add_subplot(111)
     x = np.arange(len(df))
     bottom = np.zeros(len(df))
-    cmap = __import__("matplotlib").colormaps["tab20"]
+    cmap = colormaps["tab20"]
     for i, (k, c) in enumerate(cols):
         v = df[c].to_numpy(dtype=float)
         ax.bar(x, v, bottom=bottom, label=k, color=cmap(i % 20))

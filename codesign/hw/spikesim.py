@@ -8,6 +8,8 @@ cells; larger ``wbits`` widen the layer, the extension MD-SNN presumably made [I
 
 * PEs of conv layer l: ``ceil(Cin/X_r) * ceil(Cout*cpw/X_c)`` (``k^2`` crossbars each,
   kernel-position mapping); tiles ``ceil(sum PEs / pes_per_tile)``, layers packed together.
+  (The ELA takes one ``k`` for the network; with mixed kernels, e.g. ResNet 1x1 shortcuts,
+  each layer uses its own ``k^2`` -- an extension, noted in the summary.)
 * PE cycles per step: ``cyc_l = ceil(Cout*cpw/X_c) * ceil(Cin/X_r) * dim_l^2`` with ``dim_l`` the
   output size after the following pooling (``spikesim.out_dim: post_pool``, as the released
   VGG9 lists) or the conv output (``conv``). Energy ``E_l = cyc_l * T * E_cycle`` where, per PE
@@ -102,25 +104,29 @@ def cycle_energy_pj(spec: HardwareSpec, comps: Components, k2: int, ubits: int
     return {k: act[k] * per_action[k] for k in act}
 
 
-def check_layers(layers: list[SpikeSimLayer], spec: HardwareSpec) -> int:
-    """SpikeSim uses one kernel size for the whole network; return ``k^2``."""
+def check_layers(layers: list[SpikeSimLayer], spec: HardwareSpec) -> list[str]:
+    """Notes on what goes beyond the released ELA (it assumes one kernel size ``k`` for the
+    whole network; here each layer's PEs hold its own ``k^2`` crossbars)."""
     if spec.spikesim is None:
         raise CodesignError(f"{spec.file or spec.name}: spikesim: missing section (required "
                             "with compat: spikesim)")
-    ks = {lay.mapping.kernel for lay in layers}
+    ks = sorted({lay.mapping.kernel for lay in layers})
     if len(ks) > 1:
-        raise CodesignError(
-            f"compat spikesim: SpikeSim's ELA assumes one kernel size for all conv layers, got "
-            f"{sorted(ks)}; use compat 'none' for this network"
-        )
-    kh, kw = ks.pop() if ks else (1, 1)
-    return kh * kw
+        return [f"compat spikesim: kernel sizes {ks} differ; each layer's PEs hold its own "
+                "k^2 crossbars (the released ELA assumes one k)"]
+    return []
 
 
-def layer_energy(lay: SpikeSimLayer, spec: HardwareSpec, comps: Components, k2: int, T: int
+def k2_of(lay: SpikeSimLayer) -> int:
+    """Crossbars per PE of this layer: ``kh * kw``."""
+    return lay.mapping.kernel[0] * lay.mapping.kernel[1]
+
+
+def layer_energy(lay: SpikeSimLayer, spec: HardwareSpec, comps: Components, T: int
                  ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Energy per step by component ``(T,)`` and counts of one conv layer."""
     m = lay.mapping
+    k2 = k2_of(lay)
     cyc = m.col_blocks * m.groups * math.ceil(m.in_per_group / m.xbar_rows) * (
         lay.out_hw[0] * lay.out_hw[1])
     per_cycle = cycle_energy_pj(spec, comps, k2, lay.ubits)
@@ -135,27 +141,33 @@ def layer_energy(lay: SpikeSimLayer, spec: HardwareSpec, comps: Components, k2: 
     return e, counts
 
 
-def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Components,
-                     k2: int) -> tuple[dict[str, dict[str, float]], int]:
-    """Area by component per layer (packed tiles shared in proportion to PEs) and tile count."""
+def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Components
+                     ) -> tuple[dict[str, dict[str, float]], int]:
+    """Area by component per layer and the tile count.
+
+    Tiles are packed (``ceil(sum PEs / pes_per_tile)``); tile-level parts are shared in
+    proportion to PEs and every PE slot of the built tiles is charged: a layer's PEs are scaled
+    by ``fill = tiles * pes_per_tile / sum PEs`` (exactly SpikeSim's ``tiles * A_tile`` when all
+    layers share one ``k``).
+    """
     ss = spec.spikesim
     a_adc = n_adc(spec)
     ppt = spec.hierarchy.pes_per_tile
     pe_list = [pes(lay) for lay in layers]
     n_tiles = math.ceil(sum(pe_list) / ppt) if pe_list else 0
-    tile = {k: 0.0 for k in AREA_COMPONENTS}
-    tile["array"] = ppt * k2 * comps.crossbar.area_um2
-    tile["adc"] = ppt * a_adc * comps.adc.area_um2
-    tile["mux"] = ppt * a_adc * comps.mux.area_um2
-    tile["shift_add"] = a_adc * comps.shift_add.area_um2
-    tile["pe_buffer"] = comps.pe_buffer.area_um2
-    tile["tile_buffer"] = comps.tile_buffer.area_um2
-    tile["interconnect"] = comps.interconnect.area_um2
-    out: dict[str, dict[str, float]] = {}
     total_pes = max(sum(pe_list), 1)
+    fill = n_tiles * ppt / total_pes
+    out: dict[str, dict[str, float]] = {}
     for i, (lay, p) in enumerate(zip(layers, pe_list, strict=True)):
         share = n_tiles * p / total_pes
-        a = {k: v * share for k, v in tile.items()}
+        a = {k: 0.0 for k in AREA_COMPONENTS}
+        a["array"] = fill * p * k2_of(lay) * comps.crossbar.area_um2
+        a["adc"] = fill * p * a_adc * comps.adc.area_um2
+        a["mux"] = fill * p * a_adc * comps.mux.area_um2
+        a["shift_add"] = share * a_adc * comps.shift_add.area_um2
+        a["pe_buffer"] = share * comps.pe_buffer.area_um2
+        a["tile_buffer"] = share * comps.tile_buffer.area_um2
+        a["interconnect"] = share * comps.interconnect.area_um2
         a["fmap_memory"] = (lay.in_channels * lay.in_hw[0] * lay.in_hw[1] * ss.fmap_bits
                             * ss.fmap_bit_area_um2)  # type: ignore[union-attr]
         limit = ss.neuron_memory_layers  # type: ignore[union-attr]

@@ -79,20 +79,42 @@ def analog_input(g: nx.DiGraph, node: str) -> bool:
     return g.graph.get("encoding", "direct") == "direct" and fed_by_input(g, node)
 
 
+def input_levels(g: nx.DiGraph, node: str) -> int:
+    """Non-zero levels of a layer's spike input: the product of the window areas of the
+    average (or sum) poolings between it and the LIF nodes that fire into it (an average of
+    ``k*k`` spikes takes ``k*k + 1`` values); 1 for plain binary spikes."""
+    best = 1
+    stack = [(m, 1) for m in g.predecessors(node)]
+    seen: set[str] = set()
+    while stack:
+        n, levels = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        lay = layer(g, n)
+        if is_synaptic(g, n) or is_lif(g, n) or isinstance(lay, InputLayer):
+            best = max(best, levels)
+            continue
+        if isinstance(lay, PoolLayer) and lay.kind in ("avg", "sum"):
+            levels *= int(lay.kernel_size[0]) * int(lay.kernel_size[1])
+        stack.extend((m, levels) for m in g.predecessors(n))
+    return best
+
+
 def post_pool_hw(g: nx.DiGraph, node: str) -> tuple[int, int]:
-    """Spatial size of a conv layer's output after the first pooling that follows it (through
-    LIF and pass-through nodes, before any synaptic layer); the conv output if none."""
+    """Spatial size of a conv layer's output after the first pooling that follows it along a
+    chain of single-input nodes (LIF, flatten, pooling; a merge such as a residual add ends the
+    chain, as does any synaptic layer); the conv output if there is none."""
     nxt = deque(g.successors(node))
     seen = {node}
     while nxt:
         n = nxt.popleft()
-        if n in seen:
+        if n in seen or g.in_degree(n) != 1 or is_synaptic(g, n):
             continue
         seen.add(n)
         lay = layer(g, n)
         if isinstance(lay, PoolLayer):
             return int(lay.out_shape[1]), int(lay.out_shape[2])
-        if not is_synaptic(g, n):
-            nxt.extend(g.successors(n))
+        nxt.extend(g.successors(n))
     out = layer(g, node).out_shape
     return int(out[1]), int(out[2])

@@ -47,6 +47,15 @@ def _cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _cpu_channels_last_weight(w: torch.Tensor) -> torch.Tensor:
+    """Channels-last copy of a 4-d CPU conv weight, strides ``(C*k*k, 1, k*C, C)`` even for
+    ``C = 1`` (where ``contiguous`` keeps the NCHW strides and the convolution would then stay
+    NCHW). A differentiable copy: the parameter itself keeps its layout."""
+    if w.dim() == 4 and w.device.type == "cpu":
+        return torch.empty_like(w, memory_format=torch.channels_last).copy_(w)
+    return w
+
+
 class Synapse(nn.Module):
     """Conv2d or Linear, optional BatchNorm, optional weight quantization; multi-step."""
 
@@ -91,7 +100,7 @@ class Synapse(nn.Module):
             conv = self.op
             assert isinstance(conv, nn.Conv2d)
             # a channels-last weight makes the output channels-last even for C_in = 1
-            x, w = _cpu_channels_last(x), _cpu_channels_last(w)
+            x, w = _cpu_channels_last(x), _cpu_channels_last_weight(w)
             return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
         return F.linear(x, w, b)
 

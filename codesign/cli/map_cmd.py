@@ -1,0 +1,115 @@
+"""``codesign map``: map a network onto a hardware spec; per-layer energy, latency and area.
+
+Thin: parsing and printing only; the flow is :func:`codesign.mapflow.map_model`, the files are
+written by :func:`codesign.hw.write_report` (``layers.csv``, ``per_step.csv``,
+``summary.json``, ``energy_breakdown.png``, ``area_breakdown.png``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from codesign.cli.options import bits_option
+from codesign.errors import CodesignError
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--hw", "hw", required=True,
+              help="Hardware spec YAML (hw_configs/*.yaml) or a preset name.")
+@click.option("--data", "data_name", default=None,
+              help="Measure activity on this data set's test split (mnist5k, digits, nmnist5k, "
+                   "npz:PATH); checkpoints only. Without it: dense.")
+@click.option("--samples", type=int, default=64, show_default=True,
+              help="Test samples run to measure activity.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sample draw (and of rate-encoding spikes).")
+@click.option("--split-seed", type=int, default=None,
+              help="Data split seed (default: the checkpoint's).")
+@click.option("--dense", is_flag=True, help="Assume every row active (ignore --data).")
+@click.option("--mapping", default="im2col", show_default=True,
+              help="im2col or kernel_position.")
+@click.option("--wbits", type=int, default=None, help="Force weight bits of every layer.")
+@click.option("--ubits", type=int, default=None, help="Force membrane bits of every neuron.")
+@click.option("--adc-bits", type=int, default=None, help="Override the spec's ADC bits.")
+@click.option("--dt", "dt_s", type=float, default=None,
+              help="NIR only: time step in seconds (beta = 1 - dt/tau).")
+@click.option("--reset", default=None, help="NIR only: subtract or zero (default zero).")
+@click.option("--T", "T", type=int, default=None, help="NIR only: time steps per inference.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Report directory (created).")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: int,
+            split_seed: Optional[int], dense: bool, mapping: str, wbits: Optional[int],
+            ubits: Optional[int], adc_bits: Optional[int], dt_s: Optional[float],
+            reset: Optional[str], T: Optional[int], out: Path, as_json: bool,
+            quiet: bool) -> None:
+    """Map MODEL (checkpoint .pt, workload .yaml or .nir) onto --hw and cost it."""
+    from codesign.hw import write_report
+    from codesign.mapflow import map_model
+
+    bits_option(wbits, "wbits")
+    bits_option(ubits, "ubits")
+    bits_option(adc_bits, "adc-bits")
+    if samples < 1:
+        raise CodesignError(f"--samples {samples}: expected a positive integer")
+    if seed < 0:
+        raise CodesignError(f"--seed {seed}: expected a non-negative integer")
+    if not quiet:
+        what = "dense" if dense or data_name is None else f"{samples} {data_name} test samples"
+        click.echo(f"codesign map: {model} on {hw} ({what})", err=True)
+    result = map_model(model, hw, data=data_name, samples=samples, seed=seed,
+                       split_seed=split_seed, dense=dense, mapping=mapping, wbits=wbits,
+                       ubits=ubits, adc_bits=adc_bits, dt_s=dt_s, reset=reset, T=T)
+    paths = write_report(result, out)
+    if as_json:
+        click.echo(Path(paths["summary.json"]).read_text(encoding="utf-8"), nl=False)
+    else:
+        print_table(result)
+    if not quiet:
+        click.echo(f"codesign map: wrote {', '.join(sorted(paths))} to {out}", err=True)
+
+
+def _fmt(v: Any, scale: float = 1.0, digits: int = 4) -> str:
+    try:
+        x = float(v) * scale
+    except (TypeError, ValueError):
+        return "-"
+    if x != x:  # NaN
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def print_table(result: Any) -> None:
+    """Per-layer energy (nJ), latency (us), area (mm2) and totals, as a rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result.summary
+    df = result.layers
+    table = Table(title=f"{s.get('graph')} on {s.get('spec_name')} ({s.get('mode')}, "
+                        f"{s.get('mapping')}, T={s.get('T')})")
+    for col, just in (("layer", "left"), ("op", "left"), ("crossbars", "right"),
+                      ("util", "right"), ("energy nJ", "right"), ("latency us", "right"),
+                      ("area mm2", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for _, r in df.iterrows():
+        table.add_row(str(r["layer"]), str(r["op"]), _fmt(r.get("crossbars"), digits=6),
+                      _fmt(r.get("utilisation"), digits=3), _fmt(r["energy_pj"], 1e-3),
+                      _fmt(r["latency_ns"], 1e-3), _fmt(r["area_um2"], 1e-6))
+    table.add_section()
+    table.add_row("total", "", _fmt(s.get("crossbars"), digits=6), _fmt(s.get("utilisation"),
+                  digits=3), _fmt(s["energy_pj"], 1e-3), _fmt(s["latency_ns"], 1e-3),
+                  _fmt(s["area_mm2"]))
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 110)
+    console.print(table)
+    console.print(f"EDAP {_fmt(s.get('edap_pj_ns_mm2'))} {s.get('edap_unit', '')}, "
+                  f"{_fmt(s.get('tops_per_w'))} TOPS/W, {_fmt(s.get('tops_per_mm2'))} TOPS/mm2 "
+                  "(latency total is pipelined, not the sum of the rows)", highlight=False)
+    for note in s.get("notes") or []:
+        console.print(f"note: {note}", highlight=False, markup=False)

@@ -1,0 +1,301 @@
+"""Map a network onto a hardware spec and cost it, from whatever the user has.
+
+This is the library behind ``codesign map``: it sits above ``graph``, ``snn``, ``data``, ``sim``
+and ``hw`` and below the CLI.
+
+>>> result = map_model("models/teacher_fp.pt", "hw_configs/rram_physical_32nm.yaml",
+...                    data="mnist5k", samples=64)          # doctest: +SKIP
+>>> result.layers, result.summary                           # doctest: +SKIP
+
+Inputs (:func:`load_source`)
+    * a codesign checkpoint (``.pt``/``.pth``): lowered with
+      :func:`~codesign.graph.from_model.graph_from_model`; with ``data`` its activity is measured
+      on the data's **test split** (the checkpoint's ``split_seed`` unless given, so the samples
+      were not trained on) by :func:`~codesign.sim.activity.measure_activity`;
+    * a workload (``.yaml``/``.yml``, see :mod:`codesign.graph.workload`): architecture only,
+      dense cost. A YAML file is classified by content: a workload has ``layers``; a hardware
+      spec (``crossbar``, ``adc``, ``device``, ...) or a zoo model spec (``arch``) given as the
+      model is refused with a message saying what it is;
+    * a NIR file (``.nir``): :func:`~codesign.graph.nir_io.read_nir` with ``dt_s``, ``reset``
+      and ``T`` where the file does not say;
+    * in Python also a :class:`~codesign.snn.model.SpikingNet` or a graph (``networkx.DiGraph``).
+
+Without ``data`` (or with ``dense=True``) every crossbar row is assumed active at every step
+(an upper bound). ``wbits``/``ubits`` force every layer's weight / membrane precision in the cost
+model; ``adc_bits`` overrides the spec's ADC resolution.
+
+The :class:`~codesign.hw.MapResult`'s ``summary`` gains an ``inputs`` entry recording the model
+path and kind, the spec file, data set, split, sample count, seed and sample indices, the
+overrides and the library versions.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import networkx as nx
+import numpy as np
+import torch
+import yaml
+
+from codesign import __version__
+from codesign.errors import CodesignError
+from codesign.graph.build import RESETS, validate_graph
+from codesign.graph.from_model import graph_from_model
+from codesign.hw import HardwareSpec, MapResult, load_spec, map_network, preset_path
+from codesign.hw.mapping import MAPPING_MODES
+from codesign.sim.activity import DEFAULT_MAX_SAMPLES, Activity, measure_activity
+from codesign.snn.model import SpikingNet
+
+CHECKPOINT_EXTS = (".pt", ".pth")
+WORKLOAD_EXTS = (".yaml", ".yml")
+NIR_EXTS = (".nir",)
+HW_KEYS = ("technology", "device", "crossbar", "adc", "mux", "hierarchy", "precision", "clock",
+           "interconnect", "buffers", "membrane", "neuron", "digital", "input")
+DataArg = Union[str, Any, torch.Tensor, np.ndarray, None]
+
+
+@dataclass
+class Source:
+    """A network ready to map: its graph, the torch model when there is one, provenance."""
+
+    graph: nx.DiGraph
+    kind: str
+    """``checkpoint``, ``workload``, ``nir``, ``model`` (a SpikingNet) or ``graph``."""
+    path: Optional[str] = None
+    model: Optional[SpikingNet] = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Checkpoint metadata (dataset, split_seed, test_accuracy, ...)."""
+
+
+# ----------------------------------------------------------------------------- classification
+
+
+def yaml_kind(path: Union[str, Path]) -> str:
+    """``workload``, ``hardware``, ``model_spec`` or ``unknown``, from the file's top-level keys.
+
+    Unreadable or non-mapping files are ``unknown`` (the real loader then says why)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        return "unknown"
+    if not isinstance(raw, dict):
+        return "unknown"
+    if "layers" in raw:
+        return "workload"
+    if any(k in raw for k in HW_KEYS):
+        return "hardware"
+    if "arch" in raw:
+        return "model_spec"
+    return "unknown"
+
+
+def _check_nir_opts(kind: str, path: str, dt_s, reset, T) -> None:
+    given = [n for n, v in (("dt", dt_s), ("reset", reset), ("T", T)) if v is not None]
+    if given and kind != "nir":
+        flags = ", ".join(f"--{g}" for g in given)
+        raise CodesignError(f"{path}: {flags} appl{'ies' if len(given) == 1 else 'y'} to .nir "
+                            f"files only; a {kind} carries its own")
+    if dt_s is not None and (isinstance(dt_s, bool) or not isinstance(dt_s, (int, float))
+                             or not dt_s > 0):
+        raise CodesignError(f"--dt {dt_s!r}: expected a positive time step in seconds")
+    if reset is not None and reset not in RESETS:
+        raise CodesignError(f"--reset {reset!r}: expected one of {', '.join(RESETS)}")
+    if T is not None and (isinstance(T, bool) or not isinstance(T, int) or T < 1):
+        raise CodesignError(f"--T {T!r}: expected a positive number of time steps")
+
+
+def load_source(
+    model: Union[str, os.PathLike, SpikingNet, nx.DiGraph],
+    *,
+    dt_s: Optional[float] = None,
+    reset: Optional[str] = None,
+    T: Optional[int] = None,
+) -> Source:
+    """Resolve ``model`` (path or object) into a :class:`Source`; see the module docstring."""
+    if isinstance(model, SpikingNet):
+        _check_nir_opts("model", "model", dt_s, reset, T)
+        return Source(graph_from_model(model), "model", model=model)
+    if isinstance(model, nx.DiGraph):
+        _check_nir_opts("graph", "graph", dt_s, reset, T)
+        validate_graph(model)
+        return Source(model, "graph")
+    if not isinstance(model, (str, os.PathLike)):
+        raise CodesignError(f"model: expected a path, a SpikingNet or a graph, got "
+                            f"{type(model).__name__}")
+    path = Path(model)
+    where = str(path)
+    if not path.is_file():
+        raise CodesignError(f"{where}: no such model file (expected a checkpoint .pt, a workload "
+                            ".yaml or a .nir file)")
+    ext = path.suffix.lower()
+    if ext in CHECKPOINT_EXTS:
+        _check_nir_opts("checkpoint", where, dt_s, reset, T)
+        from codesign.snn.checkpoint import load_checkpoint
+
+        net, meta = load_checkpoint(path)
+        graph = graph_from_model(net, name=str(net.spec.get("name") or path.stem))
+        return Source(graph, "checkpoint", path=where, model=net, meta=meta)
+    if ext in WORKLOAD_EXTS:
+        kind = yaml_kind(path)
+        if kind == "hardware":
+            raise CodesignError(f"{where}: is a hardware spec, not a model; pass it with --hw "
+                                "and give a checkpoint (.pt), a workload (.yaml with layers:) "
+                                "or a .nir file as MODEL")
+        if kind == "model_spec":
+            raise CodesignError(f"{where}: is a zoo model spec (arch: ...) without weights or "
+                                "layer list; train it into a checkpoint with `codesign train`, "
+                                "or describe it as a workload (layers: [...])")
+        _check_nir_opts("workload", where, dt_s, reset, T)
+        from codesign.graph.workload import load_workload
+
+        return Source(load_workload(path), "workload", path=where)
+    if ext in NIR_EXTS:
+        _check_nir_opts("nir", where, dt_s, reset, T)
+        from codesign.graph.nir_io import read_nir
+
+        return Source(read_nir(path, dt_s=dt_s, reset=reset, T=T), "nir", path=where)
+    raise CodesignError(f"{where}: unknown model file extension {path.suffix or '(none)'!r}; "
+                        "expected .pt/.pth (codesign checkpoint), .yaml/.yml (workload) or .nir")
+
+
+def load_hw(hw: Union[str, os.PathLike, HardwareSpec]) -> HardwareSpec:
+    """A :class:`HardwareSpec` from a spec object, a YAML path or a preset name
+    (``spikesim_rram_65nm``, ...); a workload YAML given here is refused by name."""
+    if isinstance(hw, HardwareSpec):
+        return hw
+    if not isinstance(hw, (str, os.PathLike)):
+        raise CodesignError(f"--hw: expected a hardware spec path, got {type(hw).__name__}")
+    p = os.fspath(hw)
+    if not os.path.isfile(p) and os.sep not in p and os.path.isfile(preset_path(p)):
+        p = preset_path(p)
+    if os.path.isfile(p) and yaml_kind(p) == "workload":
+        raise CodesignError(f"{p}: is a workload (it has layers:), not a hardware spec; give it "
+                            "as MODEL and a hw_configs/*.yaml file as --hw")
+    return load_spec(p)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _data_name(data: DataArg) -> Optional[str]:
+    if data is None:
+        return None
+    if isinstance(data, str):
+        return data
+    name = getattr(data, "name", None)
+    return str(name) if name is not None else "array"
+
+
+def load_test_inputs(data: DataArg, model: SpikingNet, *, split_seed: int = 0) -> torch.Tensor:
+    """The inputs to measure activity on: a data set name -> its test split (for ``digits``
+    upsampled to the model's image size), a :class:`~codesign.data.DataSplit` -> ``x_test``, a
+    tensor or array -> itself."""
+    if isinstance(data, (torch.Tensor, np.ndarray)):
+        return torch.as_tensor(data)
+    if isinstance(data, str):
+        from codesign.data import load_dataset
+
+        options: dict[str, Any] = {}
+        size = int(model.spec.get("image_size", 0))
+        if data == "digits" and size not in (0, 8):
+            options["upsample"] = size
+        data = load_dataset(data, split_seed=split_seed, T=int(model.T), **options)
+    x = getattr(data, "x_test", None)
+    if not isinstance(x, torch.Tensor):
+        raise CodesignError(f"data: expected a data set name, a DataSplit or an array, got "
+                            f"{type(data).__name__}")
+    return x
+
+
+def _versions() -> dict[str, str]:
+    import networkx
+    import nir
+    import pandas
+
+    return {"codesign": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__, "pandas": pandas.__version__,
+            "networkx": networkx.__version__, "nir": getattr(nir, "__version__", "?")}
+
+
+# ----------------------------------------------------------------------------- the flow
+
+
+def map_model(
+    model: Union[str, os.PathLike, SpikingNet, nx.DiGraph],
+    hw: Union[str, os.PathLike, HardwareSpec],
+    *,
+    data: DataArg = None,
+    samples: Optional[int] = DEFAULT_MAX_SAMPLES,
+    seed: int = 0,
+    split_seed: Optional[int] = None,
+    dense: bool = False,
+    mapping: str = "im2col",
+    wbits: Optional[int] = None,
+    ubits: Optional[int] = None,
+    adc_bits: Optional[int] = None,
+    duplication: Union[int, dict[str, int]] = 1,
+    dt_s: Optional[float] = None,
+    reset: Optional[str] = None,
+    T: Optional[int] = None,
+    batch_size: int = 32,
+    activity: Optional[dict[str, np.ndarray]] = None,
+) -> MapResult:
+    """Map ``model`` onto ``hw`` and cost it (see the module docstring).
+
+    ``data``: a data set name (``mnist5k``, ``digits``, ``nmnist5k``, ``npz:PATH``), a
+    ``DataSplit`` or an input array; needs a torch model (checkpoint or SpikingNet) unless
+    ``activity`` is given directly. ``samples`` test samples (``None``: all) are drawn with
+    ``seed``. ``dense=True`` ignores ``data``. Returns the hardware model's
+    :class:`~codesign.hw.MapResult` with ``summary["inputs"]`` added.
+    """
+    if mapping not in MAPPING_MODES:
+        raise CodesignError(f"mapping: expected one of {', '.join(MAPPING_MODES)}, got "
+                            f"{mapping!r}")
+    src = load_source(model, dt_s=dt_s, reset=reset, T=T)
+    spec = load_hw(hw)
+    if adc_bits is not None:
+        spec = spec.with_overrides(adc_bits=adc_bits)
+    act_meta: dict[str, Any] = {}
+    split_used = None
+    if dense:
+        activity = None
+    elif activity is None and data is not None:
+        if src.model is None:
+            raise CodesignError(f"{src.path or src.kind}: --data needs a torch model (a "
+                                f"codesign checkpoint .pt); a {src.kind} has no weights to run, "
+                                "so it is costed dense")
+        split_used = int(split_seed if split_seed is not None else src.meta.get("split_seed", 0))
+        x = load_test_inputs(data, src.model, split_seed=split_used)
+        activity = measure_activity(src.model, x, batch_size=batch_size, max_samples=samples,
+                                    seed=seed)
+        act_meta = activity.meta if isinstance(activity, Activity) else {}
+    result = map_network(src.graph, spec, activity=activity, mapping=mapping,
+                         duplication=duplication, wbits=wbits, ubits=ubits)
+    result.summary["inputs"] = {
+        "model": src.path,
+        "model_kind": src.kind,
+        "model_name": src.graph.graph.get("name"),
+        "trained_on": src.meta.get("dataset"),
+        "test_accuracy": src.meta.get("test_accuracy"),
+        "hw": spec.file,
+        "activity": "dense" if activity is None else "measured",
+        "data": None if activity is None else _data_name(data),
+        "split": "test" if split_used is not None else None,
+        "split_seed": split_used,
+        "samples": act_meta.get("samples"),
+        "seed": act_meta.get("seed", seed) if activity is not None else None,
+        "sample_indices": act_meta.get("indices"),
+        "activity_seconds": act_meta.get("seconds"),
+        "mapping": mapping,
+        "overrides": {"wbits": wbits, "ubits": ubits, "adc_bits": adc_bits},
+        "nir": ({"dt_s": src.graph.graph.get("dt_s"), "reset": reset, "T": src.graph.graph["T"]}
+                if src.kind == "nir" else None),
+        "versions": _versions(),
+    }
+    return result
