@@ -30,11 +30,12 @@ def cli() -> None:
 
 def _register() -> None:
     from codesign.cli.info_cmd import info
+    from codesign.cli.map_cmd import map_cmd
     from codesign.cli.train_cmd import train
 
     cli.add_command(train)
     cli.add_command(info)
-    cli.add_command(__import__("codesign.cli.map_cmd", fromlist=["map_cmd"]).map_cmd, name="map")
+    cli.add_command(map_cmd, name="map")
 
 
 _register()

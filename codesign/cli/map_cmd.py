@@ -106,10 +106,10 @@ def print_table(result: Any) -> None:
     table.add_row("total", "", _fmt(s.get("crossbars"), digits=6), _fmt(s.get("utilisation"),
                   digits=3), _fmt(s["energy_pj"], 1e-3), _fmt(s["latency_ns"], 1e-3),
                   _fmt(s["area_mm2"]))
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 110)
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
     console.print(table)
     console.print(f"EDAP {_fmt(s.get('edap_pj_ns_mm2'))} {s.get('edap_unit', '')}, "
-                  f"{_fmt(s.get('tops_per_w'))} TOPS/W, {_fmt(s.get('tops_per_mm2'))} TOPS/mm2 "
-                  "(latency total is pipelined, not the sum of the rows)", highlight=False)
+                  f"{_fmt(s.get('tops_per_w'))} TOPS/W, {_fmt(s.get('tops_per_mm2'))} TOPS/mm2; "
+                  "total latency is pipelined, not the sum of the rows", highlight=False)
     for note in s.get("notes") or []:
         console.print(f"note: {note}", highlight=False, markup=False)

@@ -115,9 +115,12 @@ class _Recorder:
 
         def hook(_mod, inputs, output, _name=name, _kind=kind):
             t = (inputs[0] if _kind == INPUT else output).detach()
-            arr = t.cpu().numpy()
-            self.chunks[_name].append(arr.astype(bool) if _is_binary(t)
-                                      else arr.astype(np.float32, copy=False))
+            # LIF outputs are 0/1 by construction (a comparison); inputs are checked
+            if _kind == SPIKES or _is_binary(t):
+                arr = t.to(device="cpu", dtype=torch.bool).numpy()
+            else:
+                arr = t.to(device="cpu", dtype=torch.float32).numpy()
+            self.chunks[_name].append(arr)
 
         self.handles.append(mod.register_forward_hook(hook))
 

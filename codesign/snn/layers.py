@@ -34,28 +34,6 @@ def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
     return y.reshape((steps, -1) + tuple(y.shape[1:]))
 
 
-def _cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
-    """NHWC memory layout for 4-d CPU tensors (same values; ``x`` itself when already so).
-
-    PyTorch's CPU convolution (oneDNN), batch norm and max/avg pooling kernels are several times
-    faster in channels-last than in NCHW; the layout then flows through the LIF neurons and
-    pooling to the next convolution. Values and shapes are unchanged (``flatten``/``reshape``
-    still see the logical NCHW order); CUDA tensors are left as they are.
-    """
-    if x.dim() == 4 and x.device.type == "cpu":
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-def _cpu_channels_last_weight(w: torch.Tensor) -> torch.Tensor:
-    """Channels-last copy of a 4-d CPU conv weight, strides ``(C*k*k, 1, k*C, C)`` even for
-    ``C = 1`` (where ``contiguous`` keeps the NCHW strides and the convolution would then stay
-    NCHW). A differentiable copy: the parameter itself keeps its layout."""
-    if w.dim() == 4 and w.device.type == "cpu":
-        return torch.empty_like(w, memory_format=torch.channels_last).copy_(w)
-    return w
-
-
 class Synapse(nn.Module):
     """Conv2d or Linear, optional BatchNorm, optional weight quantization; multi-step."""
 
@@ -99,12 +77,12 @@ class Synapse(nn.Module):
         if self.kind == "conv":
             conv = self.op
             assert isinstance(conv, nn.Conv2d)
-            # a channels-last weight makes the output channels-last even for C_in = 1
-            x, w = _cpu_channels_last(x), _cpu_channels_last_weight(w)
             return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
         return F.linear(x, w, b)
 
-    def folded(self, x: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def folded(
+        self, x: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Float weight and bias with the batch norm folded in (``x`` gives batch statistics)."""
         w, b = self.op.weight, self.op.bias
         if self.bn is None:
@@ -146,7 +124,7 @@ class Synapse(nn.Module):
     def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         """One step (or time-folded batch) ``(N, ...) -> (N, ...)``."""
         if not self.wq.enabled:
-            y = self._linear_op(x, self.op.weight, self.op.bias)
+            y = self.op(x)
             return self.bn(y) if self.bn is not None else y
         w, b = self.folded(x)
         wq, bq = self._quantize(w, b)
@@ -154,6 +132,68 @@ class Synapse(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return unfold_time(self.forward_folded(fold_time(x)), x.shape[0])
+
+
+def _window_quadrants(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Views ``a, b, c, d`` of the 2x2 windows of ``(N, C, H, W)``: top-left, top-right,
+    bottom-left, bottom-right (raster order); odd trailing rows/columns are dropped."""
+    ho, wo = x.shape[-2] // 2, x.shape[-1] // 2
+    xc = x[..., : 2 * ho, : 2 * wo]
+    return xc[..., 0::2, 0::2], xc[..., 0::2, 1::2], xc[..., 1::2, 0::2], xc[..., 1::2, 1::2]
+
+
+class _MaxPool2x2(torch.autograd.Function):
+    """``F.max_pool2d(x, 2, 2)`` for contiguous NCHW CPU tensors, same values and gradients.
+
+    PyTorch's NCHW CPU max-pool forward is slow (about 4 ns per input element here, 5-10x the
+    cost of an elementwise op); this forward uses a few elementwise ops on the four window
+    quadrants and builds the same ``indices`` as ``max_pool2d_with_indices`` (the first maximum
+    in raster order gets the gradient, as in PyTorch's kernel: ``val > max``), so the backward
+    is PyTorch's own. Windows holding a NaN (detected through a NaN sum) fall back to the native
+    kernel, whose NaN rule (the last NaN wins) the comparisons here would not reproduce.
+    """
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        a, b, c, d = _window_quadrants(x)
+        out = torch.maximum(a, b)  # top row maximum, then the window's (few temporaries:
+        m_cd = torch.maximum(c, d)  # every fresh CPU buffer costs page faults)
+        pick_cd = m_cd > out  # ties keep the earlier (top) row
+        torch.maximum(out, m_cd, out=out)
+        del m_cd
+        if torch.isnan(out.sum()):  # NaN (or both infinities): native kernel
+            out, idx = F.max_pool2d_with_indices(x, 2, 2)
+        else:
+            pick_b = b > a  # ties keep the earlier (left) column
+            pick_d = torch.gt(d, c)
+            pick_d.logical_xor_(pick_b).logical_and_(pick_cd)
+            pick_b.logical_xor_(pick_d)  # column pick of the chosen row: pick_cd ? d > c : b > a
+            h, w = x.shape[-2:]
+            ho, wo = out.shape[-2:]
+            rows = torch.arange(ho, device=x.device) * (2 * w)
+            base = rows[:, None] + torch.arange(wo, device=x.device)[None, :] * 2
+            idx = torch.add(base, pick_cd, alpha=w)  # flat index in the H x W plane
+            idx.add_(pick_b)
+        ctx.save_for_backward(x, idx)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, idx = ctx.saved_tensors
+        return torch.ops.aten.max_pool2d_with_indices_backward(
+            grad, x, [2, 2], [2, 2], [0, 0], [1, 1], False, idx
+        )
+
+
+def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    fast = (x.dim() == 4 and x.device.type == "cpu" and x.is_floating_point()
+            and x.is_contiguous() and x.shape[-2] >= 2 and x.shape[-1] >= 2)
+    if not fast:
+        return F.max_pool2d(x, 2, 2)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _MaxPool2x2.apply(x)
+    a, b, c, d = _window_quadrants(x)  # inference: the values only
+    return torch.maximum(torch.maximum(a, b), torch.maximum(c, d))
 
 
 class Pool(nn.Module):
@@ -166,9 +206,10 @@ class Pool(nn.Module):
         self.stride = stride or kernel_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "max" and self.kernel_size == 2 and self.stride == 2:
+            return unfold_time(_max_pool_2x2(fold_time(x)), x.shape[0])
         f = F.max_pool2d if self.kind == "max" else F.avg_pool2d
-        y = _cpu_channels_last(fold_time(x))
-        return unfold_time(f(y, self.kernel_size, self.stride), x.shape[0])
+        return unfold_time(f(fold_time(x), self.kernel_size, self.stride), x.shape[0])
 
 
 class GlobalAvgPool(nn.Module):

@@ -8,7 +8,8 @@ prediction uses the mean logits over steps.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 import torch
 from torch import nn

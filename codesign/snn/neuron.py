@@ -36,7 +36,8 @@ Mapping to the libraries (checked spike for spike in ``tests/test_neuron.py``):
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import torch
 from torch import nn
@@ -58,11 +59,11 @@ class _FusedLIF(torch.autograd.Function):
         zero:     gH[t] = gU[t] (1 - S[t]) + (gS[t] - H[t] gU[t]) sg[t]
         gH[t] += external gradient on recorded H;  gI[t] = gH[t]
 
-    is evaluated as ``gI[t] = base[t] + k[t] gI[t+1]`` with the time-independent parts done for
-    all ``T`` steps at once: ``base = gS sg + gH_ext`` and
-    ``k = beta (1 - theta sg)`` (subtract) or ``k = beta (1 - S - H sg)`` (zero); the loop over
-    time is then one fused multiply-add per step. The forward writes every step straight into
-    its output buffers (no temporaries besides the running potential).
+    is evaluated as ``gI[t] = base[t] + k[t] gI[t+1]`` with ``base = gS sg + gH_ext`` and
+    ``k = beta (1 - theta sg)`` (subtract) or ``k = beta (1 - S - H sg)`` (zero): a few
+    in-place passes per step into the output and one step-sized scratch buffer. The forward
+    writes every step straight into its output buffers. Avoiding large temporaries matters on
+    CPU, where every fresh multi-MB tensor costs page faults on first touch.
     """
 
     @staticmethod
@@ -95,36 +96,40 @@ class _FusedLIF(torch.autograd.Function):
     def backward(ctx, grad_s, grad_h):  # type: ignore[override]
         beta, theta, zero_reset, kind, alpha = ctx.cfg
         out_h = ctx.saved_tensors[0]
+        out_s = ctx.saved_tensors[1] if zero_reset else None
         if grad_s is None and grad_h is None:
             return None, None, None, None, None, None
         steps = out_h.shape[0]
-        # sg is a fresh buffer: reused below for k
-        if kind == "atan":  # (alpha/2) / (1 + (pi/2 alpha x)^2), three passes
-            sg = torch.sub(out_h, theta)
-            one = torch.ones((), dtype=sg.dtype, device=sg.device)
-            torch.addcmul(one, sg, sg, value=(math.pi / 2.0 * alpha) ** 2, out=sg)
-            torch.div(torch.full((), alpha / 2.0, dtype=sg.dtype, device=sg.device), sg, out=sg)
-        else:
-            sg = surrogate_grad(out_h - theta, kind, alpha)
-        if grad_s is not None:
-            grad_in = torch.mul(grad_s, sg)
-            if grad_h is not None:
-                grad_in.add_(grad_h)
-        else:
-            grad_in = grad_h.clone(memory_format=torch.preserve_format)
-        if beta == 0 or steps == 1:
-            return grad_in, None, None, None, None, None
-        k = sg[:-1]
-        if zero_reset:
-            out_s = ctx.saved_tensors[1]
-            torch.addcmul(out_s[:-1], out_h[:-1], k, out=k)  # S + H sg
-            bt = torch.full((), beta, dtype=k.dtype, device=k.device)
-            torch.add(bt, k, alpha=-beta, out=k)  # beta (1 - S - H sg)
-        else:
-            bt = torch.full((), beta, dtype=k.dtype, device=k.device)
-            torch.add(bt, k, alpha=-beta * theta, out=k)  # beta (1 - theta sg)
-        for t in range(steps - 2, -1, -1):
-            grad_in[t].addcmul_(grad_in[t + 1], k[t])
+        grad_in = torch.empty_like(out_h)
+        # one step-sized scratch buffer (large fresh allocations are slow on CPU: page faults)
+        sg = torch.empty_like(out_h[0])
+        scalar = dict(dtype=sg.dtype, device=sg.device)
+        one = torch.ones((), **scalar)
+        half_alpha = torch.full((), alpha / 2.0, **scalar)
+        bt = torch.full((), beta, **scalar)
+        c2 = (math.pi / 2.0 * alpha) ** 2
+        for t in range(steps - 1, -1, -1):
+            h, g = out_h[t], grad_in[t]
+            if kind == "atan":  # (alpha/2) / (1 + (pi/2 alpha (H - theta))^2)
+                torch.sub(h, theta, out=sg)
+                torch.addcmul(one, sg, sg, value=c2, out=sg)
+                torch.div(half_alpha, sg, out=sg)
+            else:
+                sg.copy_(surrogate_grad(h - theta, kind, alpha))
+            if grad_s is not None:
+                torch.mul(grad_s[t], sg, out=g)  # base = gS sg (+ gH_ext)
+                if grad_h is not None:
+                    g.add_(grad_h[t])
+            else:
+                g.copy_(grad_h[t])
+            if t == steps - 1 or beta == 0:
+                continue
+            if zero_reset:
+                torch.addcmul(out_s[t], h, sg, out=sg)  # S + H sg
+                torch.add(bt, sg, alpha=-beta, out=sg)  # k = beta (1 - S - H sg)
+            else:
+                torch.add(bt, sg, alpha=-beta * theta, out=sg)  # k = beta (1 - theta sg)
+            g.addcmul_(grad_in[t + 1], sg)  # gI[t] = base[t] + k[t] gI[t+1]
         return grad_in, None, None, None, None, None
 
 

@@ -80,7 +80,7 @@ class WeightQuantizer(nn.Module):
 
     @torch.no_grad()
     def init_scale(self, w: torch.Tensor, min_scale: float = 0.0) -> None:
-        """LSQ initialisation ``s = 2 mean|w| / sqrt(Q)`` (binary: ``mean|w|``), at least ``min_scale``."""
+        """LSQ initial step ``s = 2 mean|w| / sqrt(Q)`` (binary: ``mean|w|``), >= ``min_scale``."""
         if self.bits is None:
             return
         q = weight_levels(self.bits)

@@ -8,7 +8,7 @@ Backward replaces the Dirac delta by a smooth pseudo-derivative ``g(x)`` of slop
 ``alpha`` (each integrates to 1 over the real line except ``atan``'s, which also does):
 
 * ``atan``      g = (alpha/2) / (1 + (pi/2 * alpha * x)^2)          (snnTorch ``atan``, alpha=2)
-* ``sigmoid``   g = alpha * sig(alpha x) * (1 - sig(alpha x))        (SpikingJelly ``Sigmoid``, alpha=4)
+* ``sigmoid``   g = alpha * sig(alpha x) * (1 - sig(alpha x))        (SpikingJelly, alpha=4)
 * ``triangle``  g = alpha * max(0, 1 - alpha |x|)                   (MINT / Q-SNN, alpha=1)
 * ``rectangle`` g = alpha * 1[|x| < 1/(2 alpha)]                    (MS-ResNet, alpha=1)
 """
@@ -36,7 +36,9 @@ def surrogate_grad(x: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
         return alpha * torch.clamp(1.0 - alpha * x.abs(), min=0.0)
     if kind == "rectangle":
         return alpha * (x.abs() < 0.5 / alpha).to(x.dtype)
-    raise CodesignError(f"surrogate: unknown kind {kind!r}; expected one of {', '.join(SURROGATES)}")
+    raise CodesignError(
+        f"surrogate: unknown kind {kind!r}; expected one of {', '.join(SURROGATES)}"
+    )
 
 
 class _SpikeFn(torch.autograd.Function):

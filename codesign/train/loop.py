@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 import torch
@@ -131,7 +131,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: Optio
     return accuracy(predict_logits(model, x, steps=steps, batch_size=batch_size, device=device), y)
 
 
-def stratified_holdout(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_holdout(y: torch.Tensor, fraction: float, seed: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, val)`` with ``fraction`` of every class held out, seeded."""
     rng = np.random.default_rng(seed)
     labels = y.numpy()
@@ -146,7 +147,7 @@ def stratified_holdout(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.
 
 
 def random_shift(x: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to ``max_px`` pixels (zero fill): the standard MNIST augmentation."""
+    """Translate each image by up to ``max_px`` pixels (zero fill), the usual MNIST augmentation."""
     if max_px <= 0:
         return x
     b = x.shape[0]

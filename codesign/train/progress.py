@@ -21,7 +21,7 @@ class Reporter:
         self.task = None
         self.label, self.total = label, total
 
-    def __enter__(self) -> "Reporter":
+    def __enter__(self) -> Reporter:
         if self.live:
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                      TextColumn("{task.completed}/{task.total}"),

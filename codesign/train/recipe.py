@@ -83,7 +83,8 @@ def _copy_weights(net: SpikingNet, state: dict[str, torch.Tensor], origin: str) 
             if k.endswith("wq.scale"):
                 continue
             raise CodesignError(
-                f"{origin}: tensor {k!r} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}"
+                f"{origin}: tensor {k!r} has shape {tuple(state[k].shape)}, "
+                f"expected {tuple(v.shape)}"
             )
         own[k] = state[k]
     net.load_state_dict(own)

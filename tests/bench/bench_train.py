@@ -2,7 +2,7 @@
 
 Run::
 
-    python tests/bench/bench_train.py [--quick] [--threads N] [--rounds R] [--batches N]
+    python tests/bench/bench_train.py [--quick] [--threads 1,2] [--rounds R] [--batches N]
 
 The same architecture (conv3x3 1->32 + BN + LIF, maxpool2, conv 32->64 + BN + LIF, maxpool2,
 conv 64->64 + BN + LIF, maxpool2, flatten, fc 576->256 + LIF, fc 256->10 readout; T = 4, direct
@@ -60,8 +60,8 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -187,7 +187,7 @@ def _peer_tensors(name: str, m: nn.Module) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def copy_weights(cs: nn.Module, name: str, peer: nn.Module) -> None:
-    for src, dst in zip(_codesign_tensors(cs), _peer_tensors(name, peer)):
+    for src, dst in zip(_codesign_tensors(cs), _peer_tensors(name, peer), strict=True):
         assert src.shape == dst.shape, (name, src.shape, dst.shape)
         dst.copy_(src)
 
@@ -243,7 +243,8 @@ def check_equivalence(x: torch.Tensor, y: torch.Tensor) -> list[str]:
     for h in hooks:
         h.remove()
     n_spk = sum(int(s.sum()) for s in cs_spikes)
-    mism = sum(int((a.reshape(b.shape) != b).sum()) for a, b in zip(cs_spikes, sj_spikes))
+    mism = sum(int((a.reshape(b.shape) != b).sum())
+               for a, b in zip(cs_spikes, sj_spikes, strict=True))
     lines.append(f"- eval spikes, all 4 LIF layers: codesign vs spikingjelly: {mism} mismatches "
                  f"out of {sum(s.numel() for s in cs_spikes):,} ({n_spk:,} spikes)")
 
@@ -255,7 +256,7 @@ def check_equivalence(x: torch.Tensor, y: torch.Tensor) -> list[str]:
     F.cross_entropy(cs(xb).mean(0), yb).backward()
     F.cross_entropy(sj(xb).mean(0), yb).backward()
     worst = 0.0
-    for a, b in zip(_codesign_tensors(cs), _peer_tensors("spikingjelly", sj)):
+    for a, b in zip(_codesign_tensors(cs), _peer_tensors("spikingjelly", sj), strict=True):
         if a.grad is None:
             continue
         rel = float((a.grad - b.grad).norm() / (a.grad.norm() + 1e-12))
@@ -357,15 +358,17 @@ def cpu_model() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 rounds x 3 batches, 1 warm-up")
-    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated torch.set_num_threads values, one table set each "
+                         "(default 1,2)")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--batches", type=int, default=None, help="timed batches per round")
     ap.add_argument("--out", type=Path, default=REPORT)
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
-    n = args.batches or (3 if args.quick else 10)
+    n = args.batches or (3 if args.quick else 8)
     warmup = 1 if args.quick else 3
-    torch.set_num_threads(args.threads)
+    threads = [int(v) for v in str(args.threads).split(",") if v.strip()]
     torch.manual_seed(0)
 
     data = load_dataset("mnist5k")
@@ -373,19 +376,34 @@ def main() -> None:
     n_img = BATCH * 16
     batches = [(x[i:i + BATCH].contiguous(), y[i:i + BATCH]) for i in range(0, n_img, BATCH)]
 
+    torch.set_num_threads(threads[0])
     print("equivalence check ...", flush=True)
     eq_lines = check_equivalence(x, y)
     print("\n".join(eq_lines), flush=True)
 
-    models = {}
-    for name, make in make_contenders().items():
-        torch.manual_seed(0)
-        models[name] = make()
-    print(f"training: {rounds} rounds x {n} batches of {BATCH}, {args.threads} threads",
-          flush=True)
-    train = bench({k: train_runner(m, batches) for k, m in models.items()}, rounds, n, warmup)
-    print("inference:", flush=True)
-    infer = bench({k: infer_runner(m, batches) for k, m in models.items()}, rounds, n, warmup)
+    sections: list[str] = []
+    for nt in threads:
+        torch.set_num_threads(nt)
+        models = {}
+        for name, make in make_contenders().items():
+            torch.manual_seed(0)
+            models[name] = make()
+        print(f"training: {rounds} rounds x {n} batches of {BATCH}, {nt} threads", flush=True)
+        train = bench({k: train_runner(m, batches) for k, m in models.items()}, rounds, n,
+                      warmup)
+        print(f"inference, {nt} threads:", flush=True)
+        infer = bench({k: infer_runner(m, batches) for k, m in models.items()}, rounds, n,
+                      warmup)
+        sections += [
+            f"## Training (forward + backward + Adam step), torch.set_num_threads({nt})",
+            "",
+            *table(train),
+            "",
+            f"## Inference (eval, no grad), torch.set_num_threads({nt})",
+            "",
+            *table(infer),
+            "",
+        ]
 
     load = os.getloadavg()
     cmd = "python " + " ".join(shlex.quote(a) for a in
@@ -397,7 +415,7 @@ def main() -> None:
         f"- command: `{cmd}`",
         f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs; python "
         f"{platform.python_version()}; torch {torch.__version__}; "
-        f"torch.set_num_threads({args.threads})",
+        f"torch.set_num_threads: {', '.join(map(str, threads))} (one table set each)",
         f"- load average at the end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
         "(the CPUs are shared with other jobs: absolute numbers are noisy, compare the ratios "
         "measured in the same run)",
@@ -411,14 +429,7 @@ def main() -> None:
         "",
         *eq_lines,
         "",
-        "## Training (forward + backward + Adam step)",
-        "",
-        *table(train),
-        "",
-        "## Inference (eval, no grad)",
-        "",
-        *table(infer),
-        "",
+        *sections,
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + f".tmp{os.getpid()}")
