@@ -10,5 +10,5 @@ PY="${PYTHON:-python3}"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/pip" install -q torch==2.13.0
 "$VENV/bin/pip" install -q -e ".[dev]"
-"$VENV/bin/pip" install -q --no-deps snntorch==1.0.0 spikingjelly==2.0.0
+"$VENV/bin/pip" install -q --no-deps snntorch==1.0.0 spikingjelly==2.0.0 loguru==0.7.3
 "$VENV/bin/python" -c "import torch, codesign; print('codesign', codesign.__version__, 'torch', torch.__version__)"

@@ -10,7 +10,7 @@ from test_hw_nets import q, seq_graph, tiny_dict, tiny_spec
 
 from codesign.errors import CodesignError
 from codesign.hw import map_network, write_report
-from codesign.hw.activity import measure_activity
+from codesign.hw.activity import row_block_activity
 from codesign.hw.cost import pipeline_latency_ns
 from codesign.hw.mapping import map_layer
 from codesign.hw.spec import spec_from_dict
@@ -174,7 +174,7 @@ def test_row_counts_match_brute_force_im2col(mode, groups, stride, pad):
     m = map_layer(lay, tiny_spec(xbar=5, mux=1), mode=mode)
     T, B = 2, 3
     x = (rng.random((T, B, cin, hw, hw)) < 0.4).astype(np.float32)
-    act = measure_activity(x, lay, m)
+    act = row_block_activity(x, lay, m)
     ref = brute_force_counts(x.reshape(T * B, cin, hw, hw), lay, m)
     assert act.active_rows == pytest.approx(ref.sum(axis=(1, 2, 3)).reshape(T, B).mean(1))
     assert act.reads_nonzero == pytest.approx((ref > 0).sum(axis=(1, 2, 3)).reshape(T, B)

@@ -160,7 +160,7 @@ def _linear_counts(p: np.ndarray, m: LayerMapping, bidx: np.ndarray):
     return counts.sum(axis=1, dtype=np.int64), nz.sum(axis=1), nz.any(axis=1)[:, None, None]
 
 
-def measure_activity(
+def row_block_activity(
     x: np.ndarray,
     layer,
     m: LayerMapping,
@@ -184,7 +184,7 @@ def measure_activity(
     flat = x.reshape((T * B, *in_shape)) if m.op == "conv" else x.reshape(T * B, -1)
     planes = binary_planes(flat, analog=analog, scheme=scheme, bits=bits, levels=levels)
     if len(planes) > 1:  # count non-zero inputs too (synaptic ops), as one more pass
-        nz_act = measure_activity(x != 0, layer, m, name=name)
+        nz_act = row_block_activity(x != 0, layer, m, name=name)
     bidx = m.block_index()
     active = np.zeros(T * B, dtype=np.int64)
     nonzero = np.zeros(T * B, dtype=np.int64)

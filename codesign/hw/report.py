@@ -36,7 +36,7 @@ from codesign.hw.activity import (
     BlockActivity,
     dense_activity,
     level_planes,
-    measure_activity,
+    row_block_activity,
     spike_counts,
 )
 from codesign.hw.components import build_components
@@ -224,7 +224,7 @@ def _activity_of(name, lay, m, spec, activity, T, analog, levels
     if not analog and levels == 1 and x.dtype != bool and not bool(
             ((x == 0) | (x == 1)).all()):
         analog = True
-    act = measure_activity(x, lay, m, analog=analog, scheme=spec.input.first_layer,
+    act = row_block_activity(x, lay, m, analog=analog, scheme=spec.input.first_layer,
                            bits=spec.input.bits, levels=levels, name=name)
     return act, analog
 

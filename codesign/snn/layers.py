@@ -131,7 +131,43 @@ class Synapse(nn.Module):
         return self._linear_op(x, wq, bq)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return unfold_time(self.forward_folded(fold_time(x)), x.shape[0])
+        steps = x.shape[0]
+        if steps > 1 and x.stride(0) == 0 and not self.wq.enabled:
+            # Every step holds the same input (direct encoding expands the image over T): compute
+            # once and broadcast. Same function as on the T copies (batch statistics of T equal
+            # copies are those of one); only float rounding of the sums can differ.
+            y = self._forward_static(x[0], steps)
+            return y.unsqueeze(0).expand((steps,) + tuple(y.shape))
+        return unfold_time(self.forward_folded(fold_time(x)), steps)
+
+    def _forward_static(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """``forward_folded`` of ``steps`` stacked copies of ``x``, returned for one copy."""
+        y = self.op(x)
+        bn = self.bn
+        if bn is None:
+            return y
+        assert isinstance(bn, nn.modules.batchnorm._BatchNorm)
+        if not (bn.training and bn.track_running_stats):
+            return bn(y)  # running statistics (eval) or plain batch statistics: per copy
+        # Training with running statistics: normalise with the batch statistics (identical for
+        # one copy and for the T copies) and update the running ones as nn.BatchNorm would for
+        # the T*B batch, whose unbiased variance uses n = T * (numel / C) samples.
+        assert bn.num_batches_tracked is not None
+        assert bn.running_mean is not None and bn.running_var is not None
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:
+            factor = 1.0 / float(bn.num_batches_tracked)
+        else:
+            factor = bn.momentum
+        out, mean, invstd = torch.native_batch_norm(
+            y, bn.weight, bn.bias, None, None, True, 0.0, bn.eps
+        )
+        with torch.no_grad():
+            n = steps * y.numel() / y.shape[1]
+            var = invstd.double().pow(-2).sub(bn.eps).clamp(min=0.0) * (n / max(n - 1.0, 1.0))
+            bn.running_mean.mul_(1.0 - factor).add_(mean, alpha=factor)
+            bn.running_var.mul_(1.0 - factor).add_(var.to(bn.running_var.dtype), alpha=factor)
+        return out
 
 
 def _window_quadrants(x: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -135,6 +135,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(obj, fh, indent=1)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -245,8 +246,9 @@ def _stats(values: list[float]) -> str:
     if not values:
         return "n/a"
     a = _arr(values)
-    sd = a.std(ddof=1) if len(a) > 1 else 0.0
-    return f"{a.mean():.1f} ± {sd:.1f} (n={len(a)})"
+    if len(a) == 1:
+        return f"{a[0]:.1f} (n=1)"
+    return f"{a.mean():.1f} ± {a.std(ddof=1):.1f} (n={len(a)})"
 
 
 def _select(results: list[dict], **where: Any) -> list[dict]:
@@ -342,7 +344,7 @@ def report() -> None:
         st = _select(results, kind="student", dataset=ds)
         s_params = st[0]["params"] if st else "?"
         fp = _select(st, bits="FP")
-        q1 += [f"\n**{ds}**: teacher {TEACHER} ({t_params} params) {t_acc} (one run); "
+        q1 += [f"\n**{ds}**: teacher {TEACHER} ({t_params} params) {t_acc}; "
                f"FP {STUDENT} ({s_params} params) with CE {_stats(_acc(fp))}\n",
                "| student | " + " | ".join(BITS) + " | " + " | ".join(
                    f"{b}: paired diff. vs CE (points)" for b in BITS) + " |",
@@ -354,10 +356,12 @@ def report() -> None:
                       for b in BITS]
             q1.append(f"| {name} | " + " | ".join(cells) + " |")
         ax = axes1[i]
-        width = 0.2
-        for j, name in enumerate(Q1_METHODS):
+        names = [*Q1_METHODS, *MD_ABLATION]
+        width = 0.8 / len(names)
+        for j, name in enumerate(names):
             ms = [_mean_std(_acc(_select(st, bits=b, method=name))) for b in BITS]
-            ax.bar([k + (j - 1.5) * width for k in range(len(BITS))], [m for m, _ in ms],
+            off = (j - (len(names) - 1) / 2) * width
+            ax.bar([k + off for k in range(len(BITS))], [m for m, _ in ms],
                    width, yerr=[sd for _, sd in ms], label=name, capsize=3)
         if teacher:
             ax.axhline(100 * teacher[0]["test_accuracy"], color="k", ls="--", lw=1,
@@ -395,7 +399,7 @@ def report() -> None:
                f"({s_params} params, W4/U4), logit KD at each stage\n",
                "| route | test accuracy (%) |", "|---|---|",
                f"| teacher {TEACHER} (FP, CE) | {t_acc} |",
-               f"| assistant {ASSISTANT} (FP, KD from teacher, one run) | "
+               f"| assistant {ASSISTANT} (FP, KD from teacher) | "
                f"{_stats(_acc(assistant))} |",
                f"| student, CE only | {_stats(_acc(ce))} |",
                f"| student, direct KD from the teacher | {_stats(_acc(std_kd))} |",
