@@ -9,11 +9,12 @@ import pytest
 from test_hw_nets import q, seq_graph, tiny_dict, tiny_spec
 
 from codesign.errors import CodesignError
-from codesign.hw import map_network, write_report
+from codesign.hw import map_network
 from codesign.hw.activity import row_block_activity
 from codesign.hw.cost import pipeline_latency_ns
 from codesign.hw.mapping import map_layer
 from codesign.hw.spec import spec_from_dict
+from codesign.report import write_report
 
 
 def two_fc(T=2):

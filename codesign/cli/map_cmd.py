@@ -1,7 +1,7 @@
 """``codesign map``: map a network onto a hardware spec; per-layer energy, latency and area.
 
 Thin: parsing and printing only; the flow is :func:`codesign.mapflow.map_model`, the files are
-written by :func:`codesign.hw.write_report` (``layers.csv``, ``per_step.csv``,
+written by :func:`codesign.report.write_report` (``layers.csv``, ``per_step.csv``,
 ``summary.json``, ``energy_breakdown.png``, ``area_breakdown.png``).
 """
 
@@ -50,8 +50,8 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: 
             reset: Optional[str], T: Optional[int], out: Path, as_json: bool,
             quiet: bool) -> None:
     """Map MODEL (checkpoint .pt, workload .yaml or .nir) onto --hw and cost it."""
-    from codesign.hw import write_report
     from codesign.mapflow import map_model
+    from codesign.report import write_report
 
     bits_option(wbits, "wbits")
     bits_option(ubits, "ubits")

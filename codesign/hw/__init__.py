@@ -7,17 +7,18 @@ Public API::
     result = map_network(graph, spec, activity=None,               # dense, or measured spikes
                          mapping="im2col", duplication=1)
     result.layers, result.summary, result.per_step                 # DataFrame, dict, DataFrame
-    write_report(result, "reports/run")                            # csv, json, png
+
+The files (csv, json, png) are written by :func:`codesign.report.write_report`, one layer up.
 
 Imports numpy/pandas/matplotlib only (never torch).
 """
 
 from codesign.hw.components import build_components
 from codesign.hw.mapping import MAPPING_MODES, LayerMapping, map_layer
-from codesign.hw.report import MapResult, map_network, write_report
+from codesign.hw.network import MapResult, map_network
 from codesign.hw.spec import HardwareSpec, load_spec, preset_path, spec_from_dict
 
 __all__ = [
     "HardwareSpec", "LayerMapping", "MAPPING_MODES", "MapResult", "build_components",
-    "load_spec", "map_layer", "map_network", "preset_path", "spec_from_dict", "write_report",
+    "load_spec", "map_layer", "map_network", "preset_path", "spec_from_dict",
 ]

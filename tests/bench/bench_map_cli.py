@@ -8,7 +8,7 @@ Run::
 What is timed is what ``codesign map MODEL --hw HW --data mnist5k --samples 64 --out DIR`` does
 after its imports: :func:`codesign.mapflow.map_model` (load the checkpoint and lower it to the
 graph, load mnist5k and take the test split, draw the samples, run the model with hooks, map and
-cost) followed by :func:`codesign.hw.write_report` (CSV, JSON, two PNG figures). One cold run
+cost) followed by :func:`codesign.report.write_report` (CSV, JSON, two PNG figures). One cold run
 (first data load, first matplotlib figure) is reported on its own; the table gives the median of
 ``--rounds`` warm runs, with the phases timed separately in the same rounds.
 
@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from codesign.graph.from_model import graph_from_model  # noqa: E402
-from codesign.hw import map_network, preset_path, write_report  # noqa: E402
+from codesign.hw import map_network, preset_path  # noqa: E402
 from codesign.mapflow import load_hw, load_source, load_test_inputs, map_model  # noqa: E402
+from codesign.report import write_report  # noqa: E402
 from codesign.sim.activity import activity_stats, measure_activity  # noqa: E402
 from codesign.snn.checkpoint import save_checkpoint  # noqa: E402
 from codesign.snn.zoo import build_model  # noqa: E402
