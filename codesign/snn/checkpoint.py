@@ -12,8 +12,6 @@ Loading needs nothing else: the spec rebuilds the network, the state dict fills 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
@@ -21,6 +19,7 @@ import torch
 
 from codesign import __version__
 from codesign.errors import CodesignError
+from codesign.io import atomic_write_via
 from codesign.snn.model import SpikingNet
 from codesign.snn.zoo import build_model
 
@@ -29,17 +28,9 @@ VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: Union[str, Path]) -> None:
-    """Write ``obj`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``obj`` to ``path`` with ``torch.save`` through :func:`codesign.io.atomic_write_via`
+    (temporary file in the same folder, fsync, atomic rename; no partial file on failure)."""
+    atomic_write_via(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(path: Union[str, Path], model: SpikingNet, meta: dict) -> None:
