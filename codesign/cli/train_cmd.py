@@ -1,30 +1,29 @@
 """``codesign train``: train or quantization-aware fine-tune a spiking network.
 
-With ``--teacher`` the network is distilled from a trained checkpoint (``--distill`` methods
-logit, md, temporal; see :mod:`codesign.train.distill`); ``--assistant-model`` first distils an
-intermediate network from the teacher (saved beside ``--out`` as ``<stem>.assistant.pt``) and
-then the student from it, ``--assistant PATH`` uses an already trained assistant.
+Thin: flags are parsed and checked here (``--out`` before any work), the orchestration is
+:func:`codesign.train.recipe.run_recipe`. With ``--teacher`` the network is distilled from a
+trained checkpoint (``--distill`` methods logit, md, temporal; see :mod:`codesign.train.distill`);
+``--assistant-model`` first distils an intermediate network from the teacher (saved beside
+``--out`` as ``<stem>.assistant.pt``) and then the student from it, ``--assistant PATH`` uses
+an already trained assistant.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
-from codesign.cli.options import common_train_options, positive, quant_overrides
-from codesign.data import DataSplit, load_dataset
+from codesign.cli.options import check_out_file, common_train_options, positive, quant_overrides
+from codesign.data import load_dataset
 from codesign.errors import CodesignError
-from codesign.snn.checkpoint import load_checkpoint, save_checkpoint
-from codesign.snn.model import SpikingNet
-from codesign.train.distill import check_compatible, distill, multi_stage_distill, parse_methods
-from codesign.train.loop import TrainConfig, TrainResult, fit
-from codesign.train.recipe import prepare_model
-
-DISTILL_DEFAULTS = {"alpha": 0.5, "beta": 1.0, "gamma": 0.5, "tau": 4.0}
+from codesign.snn.checkpoint import save_checkpoint
+from codesign.train.loop import MAX_SEED, TrainConfig
+from codesign.train.recipe import distill_plan, run_recipe
 
 
 @click.command()
@@ -51,7 +50,10 @@ DISTILL_DEFAULTS = {"alpha": 0.5, "beta": 1.0, "gamma": 0.5, "tau": 4.0}
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Checkpoint to write (.pt).")
+              help="Checkpoint to write (.pt); an existing file is refused unless --force.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --out checkpoint.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result record (JSON) on stdout instead of a summary line.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--teacher", type=click.Path(path_type=Path), default=None,
               help="Distil from this trained checkpoint (same data, inputs and classes).")
@@ -74,120 +76,53 @@ def train(model: Optional[str], data_name: str, T: Optional[int], wbits, ubits, 
           last_bits, per_channel, epochs: int, batch_size: int, lr: float, optimizer: str,
           weight_decay: float, loss: str, encoding: Optional[str], leak, threshold, reset,
           surrogate, init: Optional[Path], seed: int, split_seed: int, device: str, out: Path,
-          quiet: bool, teacher: Optional[Path], methods: Optional[str], alpha, beta, gamma, tau,
-          md_layers: Optional[str], md_distance: Optional[str], assistant: Optional[Path],
+          force: bool, as_json: bool, quiet: bool, teacher: Optional[Path],
+          methods: Optional[str], alpha, beta, gamma, tau, md_layers: Optional[str],
+          md_distance: Optional[str], assistant: Optional[Path],
           assistant_model: Optional[str]) -> None:
     """Train MODEL on DATA and save the best-validation checkpoint to OUT."""
     positive(T, "T")
-    distill_kw = distill_options(teacher, methods, loss, alpha=alpha, beta=beta, gamma=gamma,
-                                 tau=tau, md_layers=md_layers, md_distance=md_distance,
-                                 assistant=assistant, assistant_model=assistant_model)
+    if not 0 <= split_seed <= MAX_SEED:
+        raise CodesignError(f"--split-seed {split_seed}: expected an integer 0..{MAX_SEED}")
+    plan = distill_plan(teacher, methods, loss, alpha=alpha, beta=beta, gamma=gamma, tau=tau,
+                        md_layers=md_layers, md_distance=md_distance, assistant=assistant,
+                        assistant_model=assistant_model)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                       weight_decay=weight_decay, seed=seed, device=device, loss=loss)
     cfg.validate()
+    check_out_file(out, "out", force=force)
+    assistant_path = None
+    if plan is not None and plan.assistant_model is not None:
+        assistant_path = out.with_name(out.stem + ".assistant.pt")
+        check_out_file(assistant_path, "out", force=force)
     data = load_dataset(data_name, split_seed=split_seed, T=T or 4)
     neuron = {k: v for k, v in {"beta": leak, "theta": threshold, "reset": reset,
                                 "surrogate": surrogate}.items() if v is not None}
-    net = prepare_model(model, data, init=init, T=T, encoding=encoding,
-                        neuron=neuron or None,
-                        **quant_overrides(wbits, ubits, first_bits, last_bits, per_channel))
-    distill_meta = None
-    if teacher is None:
-        result = fit(net, data.x_train, data.y_train, data.x_test, data.y_test, cfg,
-                     progress=not quiet, label=f"train {net.spec.get('name', 'model')}")
+    overrides = {"T": T, "encoding": encoding, "neuron": neuron or None,
+                 **quant_overrides(wbits, ubits, first_bits, last_bits, per_channel)}
+    outcome = run_recipe(model, data, cfg, init=init, overrides=overrides, distill_with=plan,
+                         split_seed=split_seed, assistant_path=assistant_path,
+                         progress=not quiet)
+    meta = {**outcome.meta,
+            "command": "codesign " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+    if outcome.assistant is not None and assistant_path is not None:
+        save_checkpoint(assistant_path, *outcome.assistant)
+    save_checkpoint(out, outcome.net, meta)
+    result = outcome.result
+    if as_json:
+        record = {"checkpoint": str(out), **meta}
+        click.echo(json.dumps(_finite(record), indent=2, allow_nan=False, default=str))
     else:
-        assert distill_kw is not None
-        result, distill_meta = run_distillation(
-            net, data, cfg, teacher, distill_kw, split_seed=split_seed, quiet=quiet, out=out,
-            assistant=assistant, assistant_model=assistant_model,
-            assistant_overrides={"T": T, "encoding": encoding, "neuron": neuron or None})
-    meta = {
-        "dataset": data.name, "data_meta": data.meta, "split_seed": split_seed,
-        "test_accuracy": result.test_accuracy, "val_accuracy": result.best_val_accuracy,
-        "best_epoch": result.best_epoch, "train_config": result.config,
-        "history": result.history, "train_seconds": round(result.seconds, 1),
-        "init": str(init) if init else None, "distillation": distill_meta,
-        "command": "codesign " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-    }
-    save_checkpoint(out, net, meta)
-    click.echo(f"{out}: test accuracy {100 * result.test_accuracy:.2f} % "
-               f"(best validation epoch {result.best_epoch}, {result.seconds:.0f} s)")
+        click.echo(f"{out}: test accuracy {100 * result.test_accuracy:.2f} % "
+                   f"(best validation epoch {result.best_epoch}, {result.seconds:.0f} s)")
 
 
-def distill_options(teacher: Optional[Path], methods: Optional[str], loss: str, *,
-                    assistant: Optional[Path], assistant_model: Optional[str],
-                    **given: Any) -> Optional[dict[str, Any]]:
-    """Validated keyword arguments of ``make_distill_loss``, or None without ``--teacher``."""
-    if teacher is None:
-        used = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
-        used += ["--distill"] if methods is not None else []
-        used += ["--assistant"] if assistant is not None else []
-        used += ["--assistant-model"] if assistant_model is not None else []
-        if used:
-            raise CodesignError(f"{', '.join(used)} need --teacher PATH")
-        return None
-    if assistant is not None and assistant_model is not None:
-        raise CodesignError("give --assistant PATH or --assistant-model NAME, not both")
-    kw: dict[str, Any] = {"methods": parse_methods(methods or "logit")}
-    for key, default in DISTILL_DEFAULTS.items():
-        kw[key] = default if given[key] is None else given[key]
-    if given["md_layers"] is not None:
-        kw["md_layers"] = [n.strip() for n in given["md_layers"].split(",") if n.strip()]
-    if given["md_distance"] is not None:
-        kw["md_distance"] = given["md_distance"]
-    if "temporal" not in kw["methods"]:
-        kw["ce_mode"] = loss  # temporal always uses per-step CE (TWCE)
-    return kw
-
-
-def _load_teacher(path: Path, data: DataSplit, split_seed: int, what: str
-                  ) -> tuple[SpikingNet, dict]:
-    """Load a teacher/assistant checkpoint; refuse one trained on other data or another split
-    (its soft labels would leak this split's test images)."""
-    net, meta = load_checkpoint(path)
-    ds, ss = meta.get("dataset"), meta.get("split_seed")
-    if ds is not None and ds != data.name:
-        raise CodesignError(f"--{what} {path}: trained on {ds}, not on {data.name}")
-    if ss is not None and ss != split_seed:
-        raise CodesignError(
-            f"--{what} {path}: trained with --split-seed {ss}, not {split_seed}; its soft labels "
-            "would leak this split's test images"
-        )
-    return net, meta
-
-
-def run_distillation(net: SpikingNet, data: DataSplit, cfg: TrainConfig, teacher: Path,
-                     kw: dict[str, Any], *, split_seed: int, quiet: bool, out: Path,
-                     assistant: Optional[Path], assistant_model: Optional[str],
-                     assistant_overrides: dict[str, Any]) -> tuple[TrainResult, dict]:
-    """Distil ``net`` from ``teacher`` (directly or through an assistant); returns the result
-    and the metadata block recorded in the checkpoint."""
-    t_net, t_meta = _load_teacher(teacher, data, split_seed, "teacher")
-    check_compatible(t_net, net)
-    meta: dict[str, Any] = {"teacher": str(teacher), "teacher_model": t_net.spec.get("name"),
-                            "teacher_test_accuracy": t_meta.get("test_accuracy")}
-    xs = (data.x_train, data.y_train, data.x_test, data.y_test)
-    if assistant_model is not None:
-        a_net = prepare_model(assistant_model, data, **assistant_overrides)
-        check_compatible(t_net, a_net)
-        res = multi_stage_distill(t_net, a_net, net, *xs, cfg, progress=not quiet, **kw)
-        a_path = out.with_name(out.stem + ".assistant.pt")
-        save_checkpoint(a_path, a_net, {
-            "dataset": data.name, "split_seed": split_seed,
-            "test_accuracy": res.assistant.test_accuracy,
-            "val_accuracy": res.assistant.best_val_accuracy, "train_config": res.assistant.config,
-            "distillation": {**meta, **res.assistant_settings}})
-        meta.update(res.student_settings)
-        meta["assistant"] = {"path": str(a_path), "model": a_net.spec.get("name"),
-                             "test_accuracy": res.assistant.test_accuracy, "trained": True}
-        return res.student, meta
-    source = t_net
-    if assistant is not None:
-        source, a_meta = _load_teacher(assistant, data, split_seed, "assistant")
-        check_compatible(t_net, source, "assistant")
-        meta["assistant"] = {"path": str(assistant), "model": source.spec.get("name"),
-                             "test_accuracy": a_meta.get("test_accuracy"), "trained": False}
-    result, loss_fn = distill(source, net, *xs, cfg, progress=not quiet,
-                              label=f"distill {net.spec.get('name', 'model')}", **kw)
-    meta.update(loss_fn.settings.to_dict())
-    return result, meta
+def _finite(obj):
+    """JSON-safe copy: non-finite floats (a diverged loss) become ``None``."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

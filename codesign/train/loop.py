@@ -27,6 +27,8 @@ from codesign.errors import CodesignError
 from codesign.train.progress import Reporter
 
 LOSS_MODES = ("mean", "per_step")
+MAX_EPOCHS = 100_000
+MAX_SEED = 2**32 - 1  # numpy's default_rng and torch.manual_seed both accept 0..2**32-1
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -48,12 +50,23 @@ class TrainConfig:
     eval_batch_size: int = 500
 
     def validate(self) -> None:
+        """Refuse values that cannot train: each error names the flag and what was expected."""
         if self.epochs <= 0:
             raise CodesignError(f"--epochs {self.epochs}: expected a positive integer")
+        if self.epochs > MAX_EPOCHS:
+            raise CodesignError(f"--epochs {self.epochs}: expected at most {MAX_EPOCHS}")
         if self.batch_size <= 0:
             raise CodesignError(f"--batch-size {self.batch_size}: expected a positive integer")
-        if not self.lr > 0:
-            raise CodesignError(f"--lr {self.lr}: expected a positive learning rate")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise CodesignError(f"--lr {self.lr}: expected a finite learning rate > 0")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise CodesignError(
+                f"--weight-decay {self.weight_decay}: expected a finite number >= 0"
+            )
+        if not 0.0 <= self.momentum < 1.0:
+            raise CodesignError(f"momentum {self.momentum}: expected 0 <= momentum < 1")
+        if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise CodesignError(f"--seed {self.seed}: expected an integer 0..{MAX_SEED}")
         if self.optimizer not in OPTIMIZERS:
             raise CodesignError(f"--optimizer {self.optimizer!r}: expected one of {OPTIMIZERS}")
         if self.loss not in LOSS_MODES:
