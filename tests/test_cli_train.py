@@ -188,32 +188,17 @@ def test_out_checked_before_training(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
     cases = [
-        (existing, "file exists; give --force"),
-        (tmp_path, "is a directory"),
-        (a_file / "sub" / "m.pt", "is not a directory"),
+        (existing, "exists; pass --force"),
+        (tmp_path, "is a folder"),
+        (a_file / "sub" / "m.pt", "which is a file"),
     ]
     for out, needle in cases:
         # the --out check comes first: the message is about --out and nothing is trained
         r = _run(["train", *TINY, "--out", str(out)])
         assert r.exit_code == 2, r.output
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
-        assert len(lines) == 1 and needle in lines[0] and "--out" in lines[0], r.output
+        assert len(lines) == 1 and needle in lines[0] and str(out) in lines[0], r.output
     assert existing.read_bytes() == b"keep me"
-
-
-def test_out_read_only_place_refused() -> None:
-    import os
-    import tempfile
-
-    try:  # the test's own independent probe of a read-only place
-        fd, p = tempfile.mkstemp(dir="/sys")
-        os.close(fd)
-        os.unlink(p)
-        pytest.skip("/sys is writable here; no read-only place to test against")
-    except OSError:
-        pass
-    r = _run(["train", *TINY, "--out", "/sys/m.pt"])
-    assert r.exit_code == 2 and "not writable" in r.output, r.output
 
 
 def test_force_overwrites_and_parent_is_created(tmp_path: Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Optional
 
 import click
@@ -26,35 +23,6 @@ def positive(value: Optional[int], name: str) -> Optional[int]:
     if value is not None and value <= 0:
         raise CodesignError(f"--{name} {value}: expected a positive integer")
     return value
-
-
-def check_out_file(path: Path, name: str = "out", *, force: bool = False) -> None:
-    """Refuse an output file before any work is done: a directory, an existing file without
-    ``force``, a parent path that runs through a file, or a place that is not writable. The
-    parent need not exist yet: its nearest existing ancestor must be a writable directory."""
-    path = Path(path)
-    if path.is_dir():
-        raise CodesignError(f"--{name} {path}: is a directory, expected a file path")
-    if path.exists() or path.is_symlink():
-        if not force:
-            raise CodesignError(f"--{name} {path}: file exists; give --force to overwrite it")
-        if not os.access(path, os.W_OK):
-            raise CodesignError(f"--{name} {path}: file exists and is not writable")
-    parent = path.parent
-    while not parent.exists():
-        if parent.is_symlink():  # a dangling link
-            raise CodesignError(f"--{name} {path}: {parent} is a broken link")
-        parent = parent.parent
-    if not parent.is_dir():
-        raise CodesignError(f"--{name} {path}: {parent} is not a directory")
-    try:  # a real probe: permission bits say nothing for root or on a read-only mount
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=".codesign-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise CodesignError(
-            f"--{name} {path}: directory {parent} is not writable ({exc.strerror})"
-        ) from None
 
 
 def drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -93,5 +61,5 @@ def parse_click_choice(value: str, choices: tuple[str, ...], name: str) -> str:
     return value
 
 
-__all__ = ["bits_option", "check_out_file", "positive", "drop_none", "common_train_options",
+__all__ = ["bits_option", "positive", "drop_none", "common_train_options",
            "quant_overrides", "parse_click_choice", "click"]

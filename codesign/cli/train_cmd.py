@@ -18,9 +18,10 @@ from typing import Optional
 
 import click
 
-from codesign.cli.options import check_out_file, common_train_options, positive, quant_overrides
+from codesign.cli.options import common_train_options, positive, quant_overrides
 from codesign.data import load_dataset
 from codesign.errors import CodesignError
+from codesign.io import check_out_file, to_json_safe
 from codesign.snn.checkpoint import save_checkpoint
 from codesign.train.loop import MAX_SEED, TrainConfig
 from codesign.train.recipe import distill_plan, run_recipe
@@ -90,11 +91,11 @@ def train(model: Optional[str], data_name: str, T: Optional[int], wbits, ubits, 
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                       weight_decay=weight_decay, seed=seed, device=device, loss=loss)
     cfg.validate()
-    check_out_file(out, "out", force=force)
+    check_out_file(out, force=force)
     assistant_path = None
     if plan is not None and plan.assistant_model is not None:
         assistant_path = out.with_name(out.stem + ".assistant.pt")
-        check_out_file(assistant_path, "out", force=force)
+        check_out_file(assistant_path, force=force)
     data = load_dataset(data_name, split_seed=split_seed, T=T or 4)
     neuron = {k: v for k, v in {"beta": leak, "theta": threshold, "reset": reset,
                                 "surrogate": surrogate}.items() if v is not None}
@@ -111,18 +112,8 @@ def train(model: Optional[str], data_name: str, T: Optional[int], wbits, ubits, 
     result = outcome.result
     if as_json:
         record = {"checkpoint": str(out), **meta}
-        click.echo(json.dumps(_finite(record), indent=2, allow_nan=False, default=str))
+        click.echo(json.dumps(to_json_safe(record), indent=2, allow_nan=False))
     else:
         click.echo(f"{out}: test accuracy {100 * result.test_accuracy:.2f} % "
                    f"(best validation epoch {result.best_epoch}, {result.seconds:.0f} s)")
 
-
-def _finite(obj):
-    """JSON-safe copy: non-finite floats (a diverged loss) become ``None``."""
-    if isinstance(obj, float):
-        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
