@@ -1,0 +1,152 @@
+"""IR drop on a crossbar: an exact nodal solver and the fast first-order model used in inference.
+
+Circuit (both models)
+    ``R`` rows, ``C`` columns, cell ``(r, c)`` of conductance ``G[r, c]`` (S) between the row
+    node ``a[r, c]`` and the column node ``b[r, c]``. Row ``r`` is driven at its left end with
+    ``v[r]`` (V) through one row-wire segment ``r_row`` (ohm) before column 0, and one segment
+    ``r_row`` separates neighbouring cells of the row. Column ``c`` flows down through one
+    segment ``r_col`` (ohm) between neighbouring cells and one more below the last row into a
+    virtual ground (the sensing amplifier holds it at 0 V). The column current read by the ADC
+    is the current through that last segment, ``I[c] = b[R-1, c] / r_col``.
+
+Exact model (:func:`solve_crossbar`)
+    Kirchhoff's current law at the ``2 R C`` nodes is the sparse symmetric positive definite
+    system ``Y u = j`` (nodal analysis): for a row node the wire segments to its left and right
+    neighbours (the left end of column 0 is the source ``v[r]``, which moves ``v[r] / r_row``
+    to the right-hand side) and the cell; for a column node the segments above and below (the
+    one below the last row goes to ground) and the cell. Solved with ``scipy.sparse.linalg``.
+
+Fast model (:func:`effective_conductance`)
+    One Jacobi step from the ideal currents ``i[r, c] = v[r] G[r, c]`` (first order in the wire
+    resistance): the row wire segment ``k`` (left of cell ``k``) carries the currents of the cells
+    ``j >= k`` of its row, the column segment below row ``k`` those of the rows ``j <= k``, so
+
+        a[r, c] = v[r] - r_row v[r] sum_j G[r, j] (min(j, c) + 1)
+        b[r, c] = r_col sum_j v[j] G[j, c] (R - max(r, j))
+        I[c]    = sum_r G[r, c] (a[r, c] - b[r, c])  =  sum_r v[r] G_eff[r, c]
+
+    with ``G_eff[r, c] = G[r, c] (1 - r_row A[r, c] - r_col B[r, c])``,
+    ``A[r, c] = sum_j G[r, j] (min(j, c) + 1)`` and ``B[r, c] = sum_k G[k, c] (R - max(k, r))``.
+    The model is linear in the inputs, so it is one fixed matrix per programmed crossbar: IR drop
+    costs nothing at inference time beyond computing ``G_eff`` once per chip. Its error against the
+    exact solver grows as ``(r G N)^2``; ``reports/bench/sim_irdrop.md`` tabulates it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from codesign.errors import CodesignError
+
+
+def _check_inputs(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float) -> None:
+    if G.ndim != 2 or G.shape[0] < 1 or G.shape[1] < 1:
+        raise CodesignError(f"solve_crossbar: G: expected an (R, C) array, got shape {G.shape}")
+    if v.shape != (G.shape[0],):
+        raise CodesignError(f"solve_crossbar: v: expected shape ({G.shape[0]},), got {v.shape}")
+    if not np.all(np.isfinite(G)) or np.any(G < 0):
+        raise CodesignError("solve_crossbar: G: expected finite conductances >= 0 S")
+    if not np.all(np.isfinite(v)):
+        raise CodesignError("solve_crossbar: v: expected finite voltages (V)")
+    for name, r in (("r_row", r_row), ("r_col", r_col)):
+        if not (np.isfinite(r) and r > 0):
+            raise CodesignError(f"solve_crossbar: {name} = {r!r} ohm: the nodal solver needs a "
+                                "wire resistance > 0 ohm per segment")
+
+
+def _nodal_system(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float
+                  ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``Y`` and ``j`` of the nodal equations; row node ``(r, c)`` is unknown ``r*C + c``, column
+    node ``(r, c)`` is ``R*C + r*C + c``."""
+    R, C = G.shape
+    n = R * C
+    gr, gc = 1.0 / r_row, 1.0 / r_col
+    idx = np.arange(n).reshape(R, C)
+    a, b = idx, idx + n
+    rows, cols, vals = [], [], []
+
+    def stamp(p: np.ndarray, q: np.ndarray, g: np.ndarray | float) -> None:
+        """A conductance ``g`` between nodes ``p`` and ``q`` (arrays of the same shape)."""
+        g = np.broadcast_to(np.asarray(g, dtype=float), p.shape).ravel()
+        p, q = p.ravel(), q.ravel()
+        rows.extend([p, q, p, q])
+        cols.extend([p, q, q, p])
+        vals.extend([g, g, -g, -g])
+
+    def to_fixed(p: np.ndarray, g: float) -> None:
+        """A conductance ``g`` from nodes ``p`` to a fixed potential (source or ground)."""
+        p = p.ravel()
+        rows.append(p)
+        cols.append(p)
+        vals.append(np.full(p.shape, g))
+
+    stamp(a, b, G)  # the cells
+    if C > 1:
+        stamp(a[:, :-1], a[:, 1:], gr)  # row segments between neighbouring cells
+    to_fixed(a[:, 0], gr)  # the first row segment, from the source
+    if R > 1:
+        stamp(b[:-1, :], b[1:, :], gc)  # column segments between neighbouring cells
+    to_fixed(b[-1, :], gc)  # the last column segment, to ground
+    Y = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(2 * n, 2 * n))
+    j = np.zeros(2 * n)
+    j[a[:, 0]] = v * gr
+    return Y, j
+
+
+def solve_crossbar(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float, *,
+                   return_voltages: bool = False):
+    """Exact column currents (A) of the crossbar of the module docstring.
+
+    ``G``: ``(R, C)`` conductances (S); ``v``: ``(R,)`` row voltages (V); ``r_row``, ``r_col``:
+    resistance of one row / column wire segment (ohm, > 0). Returns ``(C,)`` amperes, and with
+    ``return_voltages`` also the row-node and column-node voltages, each ``(R, C)`` (V).
+    """
+    G = np.asarray(G, dtype=float)
+    v = np.asarray(v, dtype=float)
+    _check_inputs(G, v, float(r_row), float(r_col))
+    R, C = G.shape
+    Y, j = _nodal_system(G, v, float(r_row), float(r_col))
+    u = spla.spsolve(Y.tocsc(), j)
+    a = u[: R * C].reshape(R, C)
+    b = u[R * C:].reshape(R, C)
+    current = b[-1, :] / float(r_col)
+    if return_voltages:
+        return current, a, b
+    return current
+
+
+def effective_conductance(G: torch.Tensor, r_row_ohm: float, r_col_ohm: float) -> torch.Tensor:
+    """First-order IR-drop model: ``G_eff`` with ``I = v @ G_eff`` (module docstring).
+
+    ``G``: ``(..., R, C)`` conductances in S (leading dimensions: chips, row blocks, ...).
+    Vectorised with cumulative sums; no loop over rows or columns.
+    """
+    R, C = G.shape[-2], G.shape[-1]
+    dev, dt = G.device, G.dtype
+    jpos = torch.arange(1, C + 1, device=dev, dtype=dt)  # j + 1
+    # A[r, c] = sum_{j <= c} G[r, j] (j + 1) + (c + 1) sum_{j > c} G[r, j]
+    left = torch.cumsum(G * jpos, dim=-1)
+    total = G.sum(dim=-1, keepdim=True)
+    right = total - torch.cumsum(G, dim=-1)
+    A = left + jpos * right
+    # B[r, c] = sum_{k <= r} G[k, c] (R - r) + sum_{k > r} G[k, c] (R - k)
+    rr = torch.arange(R, device=dev, dtype=dt).reshape(R, 1)
+    above = torch.cumsum(G, dim=-2) * (R - rr)
+    wk = G * (R - rr)
+    below = wk.sum(dim=-2, keepdim=True) - torch.cumsum(wk, dim=-2)
+    B = above + below
+    return G * (1.0 - r_row_ohm * A - r_col_ohm * B)
+
+
+def fast_column_currents(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float
+                         ) -> np.ndarray:
+    """Column currents (A) of the fast model for one input vector: ``v @ G_eff``."""
+    G = np.asarray(G, dtype=float)
+    v = np.asarray(v, dtype=float)
+    _check_inputs(G, v, float(r_row), float(r_col))
+    g_eff = effective_conductance(torch.from_numpy(G), float(r_row), float(r_col)).numpy()
+    return v @ g_eff
