@@ -24,6 +24,7 @@ DIMENSIONS: dict[str, tuple[str, dict[str, float]]] = {
     "frequency": ("MHz", {"Hz": 1e-6, "kHz": 1e-3, "MHz": 1.0, "GHz": 1e3}),
     "conductance": ("uS", {"nS": 1e-3, "uS": 1.0, "mS": 1e3, "S": 1e6}),
     "voltage": ("V", {"mV": 1e-3, "V": 1.0}),
+    "resistance": ("ohm", {"mohm": 1e-3, "ohm": 1.0, "kohm": 1e3, "Mohm": 1e6}),
     "length": ("nm", {"nm": 1.0, "um": 1e3}),
     "size": ("KB", {"bit": 1.0 / 8192, "B": 1.0 / 1024, "KB": 1.0, "MB": 1024.0}),
     "energy_per_bit": ("pJ/bit", {"aJ/bit": 1e-6, "fJ/bit": 1e-3, "pJ/bit": 1.0,
