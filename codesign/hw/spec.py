@@ -33,69 +33,45 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import yaml
-
 from codesign.errors import CodesignError
-from codesign.hw import units
+from codesign.hw import tech, units
+from codesign.params import (
+    BITS_MAX,
+    DEFAULT_SOURCE,
+    REQUIRED,
+    Ctx,
+    choice,
+    flag,
+    integer,
+    join,
+    load_section,
+    load_yaml,
+    parse_value,
+    qty,
+    real,
+    section,
+    spec_fields,
+    suggest,
+    text,
+)
 
-_REQUIRED = dataclasses.MISSING
-DEFAULT_SOURCE = "codesign default"
 OVERRIDE_SOURCE = "override"
 
-# ----------------------------------------------------------------------------- field helpers
-
-
-def _meta(key: str, kind: str, default: Any, **m: Any) -> Any:
-    meta = {"key": key, "kind": kind, **m}
-    if default is _REQUIRED:
-        return field(metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def qty(key: str, dim: str, *, default: Any = _REQUIRED, gt: Optional[float] = None,
-        ge: Optional[float] = None, le: Optional[float] = None) -> Any:
-    """A physical constant of dimension ``dim`` stored in its canonical unit (needs a source)."""
-    return _meta(key, "qty", default, dim=dim, gt=gt, ge=ge, le=le)
-
-
-def integer(key: str, *, default: Any = _REQUIRED, ge: Optional[int] = None,
-            le: Optional[int] = None, nullable: bool = False) -> Any:
-    """A count or bit-width."""
-    return _meta(key, "int", default, ge=ge, le=le, nullable=nullable)
-
-
-def real(key: str, *, default: Any = _REQUIRED, gt: Optional[float] = None,
-         ge: Optional[float] = None, le: Optional[float] = None) -> Any:
-    """A dimensionless real number."""
-    return _meta(key, "real", default, gt=gt, ge=ge, le=le)
-
-
-def choice(key: str, options: tuple[str, ...], *, default: Any = _REQUIRED) -> Any:
-    """One of ``options``."""
-    return _meta(key, "choice", default, options=options)
-
-
-def flag(key: str, *, default: Any = _REQUIRED) -> Any:
-    """A boolean."""
-    return _meta(key, "bool", default)
-
-
-def text(key: str, *, default: Any = _REQUIRED) -> Any:
-    """Free text."""
-    return _meta(key, "str", default)
-
-
-def section(key: str, cls: type, *, required: bool = True) -> Any:
-    """A nested section loaded as ``cls``."""
-    return _meta(key, "section", _REQUIRED if required else None, cls=cls)
-
+# The field helpers and the validation engine live in :mod:`codesign.params` (shared with the
+# workload, model-spec, NIR and checkpoint loaders); re-exported here for the section classes.
+_REQUIRED = REQUIRED
+_Ctx = Ctx
+_suggest = suggest
+_join = join
+_spec_fields = spec_fields
+_load_section = load_section
+_parse_value = parse_value
 
 _FROZEN = {"frozen": True, "kw_only": True}
 
@@ -178,29 +154,31 @@ class Crossbar:
 class ADC:
     """Column analog-to-digital converters; one ADC serves ``mux`` columns in turn.
 
-    Bit scaling (relative to ``ref_bits``): ``flash`` energy and area ~ ``2^b - 1`` comparators,
-    latency constant (one comparison); ``sar`` energy ~ ``b`` (one comparator decision per bit;
-    NeuroSim ``SarADC`` power ``a*log2(levels) + b`` is linear in bits), latency ~ ``b`` (one
-    cycle per bit), area ~ ``b`` (first-order). ``energy_model: walden`` instead uses the Walden
-    figure of merit, ``E = FoM * 2^b`` (Walden 1999; Murmann ADC survey).
+    Energy and area per conversion follow ONE law, :mod:`codesign.hw.adc_law` (fitted to the
+    Murmann ADC survey, with a sample-rate term), at the resolution, the spec's node and the
+    sample rate ``1 / latency``. ``energy`` / ``area``, when given, anchor the law at a measured
+    ADC (``ref_bits``, ``ref_node``); otherwise the survey values are used. Latency: ``sar``
+    ~ ``b`` (one comparator decision per bit), ``flash`` constant (one comparison).
     """
 
     kind: str = choice("type", ("flash", "sar"))
-    """ADC architecture (selects the bit-scaling law)."""
+    """ADC architecture (selects the latency law)."""
     bits: int = integer("bits", ge=1, le=16)
     """Resolution (bits)."""
     mux: int = integer("mux", ge=1)
     """Columns sharing one ADC through an analog mux (converted sequentially)."""
-    energy_model: str = choice("energy_model", ("reference", "walden"), default="reference")
-    """``reference``: scale ``energy`` from ``ref_bits``; ``walden``: ``fom * 2^bits``."""
+    energy_model: str = choice("energy_model", ("survey",), default="survey")
+    """The cost law: ``survey`` (:mod:`codesign.hw.adc_law`), the only one."""
     energy_pj: Optional[float] = qty("energy", "energy", default=None, gt=0)
-    """Energy per conversion at ``ref_bits`` (pJ)."""
-    fom_pj: Optional[float] = qty("fom", "energy", default=None, gt=0)
-    """Walden figure of merit: energy per conversion step (pJ; usually given in fJ)."""
-    area_um2: float = qty("area", "area", gt=0)
-    """Area of one ADC at ``ref_bits`` (um2)."""
+    """Measured energy per conversion at ``ref_bits`` anchoring the law (pJ); default: the
+    survey's own value."""
+    area_um2: Optional[float] = qty("area", "area", default=None, gt=0)
+    """Measured area of one ADC at ``ref_bits`` anchoring the law (um2); default: survey."""
     latency_ns: float = qty("latency", "time", gt=0)
-    """Time of one conversion at ``ref_bits`` (ns)."""
+    """Time of one conversion at ``ref_bits`` (ns); its inverse is the sample rate."""
+    leakage_mw: float = qty("leakage", "power", default=0.0, ge=0)
+    """Static power of one ADC at ``ref_bits`` (mW), ~ ``b`` (PUMA's ISAAC-derived table);
+    charged for the whole inference latency."""
     ref_bits: Optional[int] = integer("ref_bits", default=None, ge=1, le=16)
     """Resolution at which energy, area and latency were characterised (default: ``bits``)."""
     ref_node_nm: Optional[float] = qty("ref_node", "length", default=None, gt=0)
@@ -247,8 +225,9 @@ class InputDrive:
 class Adder:
     """A digital adder unit (shift-add or accumulator): energy and area ~ width (ripple carry)."""
 
-    width: int = integer("width", ge=1, le=128)
-    """Operand width (bits)."""
+    width: Optional[int] = integer("width", default=None, ge=1, le=128, nullable=True)
+    """Operand width (bits); default (``null``): derived per layer from its weight bits, input
+    planes and rows (:func:`codesign.hw.mapping.digital_widths`)."""
     energy_pj: float = qty("energy", "energy", ge=0)
     """Energy per add at ``ref_width`` (pJ)."""
     area_um2: float = qty("area", "area", ge=0)
@@ -324,6 +303,8 @@ class Buffer:
     """Energy per access (pJ)."""
     area_um2: float = qty("area", "area", ge=0)
     """Area of the buffer (um2)."""
+    leakage_mw: float = qty("leakage", "power", default=0.0, ge=0)
+    """Static power of the buffer (mW), charged for the whole inference latency."""
     ref_node_nm: Optional[float] = qty("ref_node", "length", default=None, gt=0)
     """Characterisation node (default: the spec's)."""
 
@@ -389,11 +370,13 @@ class Hierarchy:
 class Precision:
     """Bit-widths assumed for floating-point layers, and optional forced bit-widths."""
 
-    float_wbits: int = integer("float_wbits", ge=1, le=64)
-    """Weight bits mapped for layers whose ``wbits`` is ``None`` (floating point)."""
-    float_ubits: int = integer("float_ubits", ge=1, le=64)
-    """Membrane bits stored for LIF nodes whose ``ubits`` is ``None``."""
-    wbits: Optional[int] = integer("wbits", default=None, ge=1, le=64, nullable=True)
+    float_wbits: int = integer("float_wbits", default=32, ge=1, le=64)
+    """Fixed-point weight bits a floating-point layer (``wbits`` ``None``) is mapped at, sliced
+    over cells like any weight (default 32: an fp32 weight as 32-bit fixed point)."""
+    float_ubits: int = integer("float_ubits", default=32, ge=1, le=64)
+    """Membrane bits stored (and LIF datapath width) for LIF nodes whose ``ubits`` is ``None``
+    (default 32)."""
+    wbits: Optional[int] = integer("wbits", default=None, ge=1, le=BITS_MAX, nullable=True)
     """If set, every synaptic layer is mapped at this weight precision (overrides the graph)."""
     ubits: Optional[int] = integer("ubits", default=None, ge=1, le=64, nullable=True)
     """If set, every membrane is stored at this precision (overrides the graph)."""
@@ -527,189 +510,23 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 # ----------------------------------------------------------------------------- loading
 
 
-class _Ctx:
-    """Where we are while loading: file name, the ``sources:`` map, collected provenance."""
-
-    def __init__(self, file: str, sources: Mapping[str, str]):
-        self.file = file
-        self.sources = dict(sources)
-        self.found: dict[str, str] = {}
-
-    def fail(self, path: str, what: str) -> None:
-        raise CodesignError(f"{self.file}: {path}: {what}" if path else f"{self.file}: {what}")
-
-    def source_for(self, path: str) -> Optional[str]:
-        parts = path.split(".")
-        for n in range(len(parts), 0, -1):
-            s = self.sources.get(".".join(parts[:n]))
-            if s:
-                return str(s)
-        return None
-
-
-def _suggest(key: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _bounds_text(m: Mapping[str, Any]) -> str:
-    parts = []
-    if m.get("gt") is not None:
-        parts.append(f"> {m['gt']:g}")
-    if m.get("ge") is not None:
-        parts.append(f">= {m['ge']:g}")
-    if m.get("le") is not None:
-        parts.append(f"<= {m['le']:g}")
-    return " and ".join(parts)
-
-
-def _check_bounds(v: float, m: Mapping[str, Any], path: str, ctx: _Ctx, unit: str = "") -> None:
-    bad = ((m.get("gt") is not None and not v > m["gt"])
-           or (m.get("ge") is not None and not v >= m["ge"])
-           or (m.get("le") is not None and not v <= m["le"])
-           or not math.isfinite(v))
-    if bad:
-        ctx.fail(path, f"{v:g}{(' ' + unit) if unit else ''} is impossible; expected a finite "
-                       f"value {_bounds_text(m)}")
-
-
-def _parse_qty(raw: Any, m: Mapping[str, Any], path: str, ctx: _Ctx) -> float:
-    dim = m["dim"]
-    accepted = ", ".join(units.units_of(dim))
-    source: Optional[str] = None
-    if isinstance(raw, Mapping):
-        extra = set(raw) - {"value", "unit", "source"}
-        if extra:
-            k = sorted(extra)[0]
-            ctx.fail(_join(path, k), "unknown key" + _suggest(k, ["value", "unit", "source"])
-                     + "; a quantity has value, unit and source")
-        if "value" not in raw:
-            ctx.fail(path, "missing 'value'")
-        if "unit" not in raw:
-            ctx.fail(path, f"missing 'unit'; expected one of {accepted}")
-        value, unit, source = raw["value"], raw["unit"], raw.get("source")
-    elif isinstance(raw, str):
-        parsed = units.split_number_unit(raw)
-        if parsed is None:
-            ctx.fail(path, f"cannot read {raw!r}; expected a number and a unit ({accepted}), "
-                           f"e.g. '1.5 {units.canonical_unit(dim)}'")
-        value, unit = parsed  # type: ignore[misc]
-    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        ctx.fail(path, f"{raw!r} has no unit; expected a {dim} in {accepted}, e.g. "
-                       f"{{value: {raw}, unit: {units.canonical_unit(dim)}, source: ...}}")
-    else:
-        ctx.fail(path, f"expected a {dim} with a unit ({accepted}), got {raw!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        ctx.fail(path, f"value {value!r} is not a number")
-    try:
-        v = units.convert(value, str(unit), dim)
-    except KeyError:
-        other = units.dimension_of(str(unit))
-        got = f"a unit of {other}" if other else "an unknown unit"
-        ctx.fail(path, f"unit {unit!r} is {got}; expected a {dim} unit: {accepted}")
-    source = source or ctx.source_for(path)
-    if not source or not str(source).strip():
-        ctx.fail(path, "no source; give {value, unit, source} or add "
-                       f"'{path}' (or a prefix of it) to the sources: map")
-    _check_bounds(v, m, path, ctx, units.canonical_unit(dim))
-    ctx.found[path] = str(source)
-    return v
-
-
-def _unwrap_plain(raw: Any, path: str, ctx: _Ctx) -> Any:
-    """``{value: 4, source: ...}`` -> ``4`` (recording the source)."""
-    if isinstance(raw, Mapping):
-        extra = set(raw) - {"value", "source", "unit"}
-        if extra or "value" not in raw:
-            k = sorted(extra)[0] if extra else "value"
-            ctx.fail(_join(path, k), "expected a plain value or {value, source}")
-        if raw.get("unit") not in (None, "", "1", "bit", "bits", "count"):
-            ctx.fail(path, f"unit {raw['unit']!r} given to a dimensionless value")
-        if raw.get("source"):
-            ctx.found[path] = str(raw["source"])
-        return raw["value"]
-    src = ctx.source_for(path)
-    if src:
-        ctx.found[path] = src
-    return raw
-
-
-def _parse_value(raw: Any, f: dataclasses.Field, path: str, ctx: _Ctx) -> Any:
-    m = f.metadata
-    kind = m["kind"]
-    if kind == "section":
-        if not isinstance(raw, Mapping):
-            ctx.fail(path, f"expected a mapping (section), got {type(raw).__name__}")
-        return _load_section(m["cls"], raw, path, ctx)
-    if kind == "qty":
-        if raw is None:
-            ctx.fail(path, "missing value")
-        return _parse_qty(raw, m, path, ctx)
-    raw = _unwrap_plain(raw, path, ctx)
-    if kind == "int":
-        if raw is None and m.get("nullable"):
-            return None
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            if isinstance(raw, float) and raw.is_integer():
-                raw = int(raw)
-            else:
-                ctx.fail(path, f"expected an integer {_bounds_text(m)}, got {raw!r}".rstrip())
-        _check_bounds(raw, m, path, ctx)
-        return int(raw)
-    if kind == "real":
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            ctx.fail(path, f"expected a number {_bounds_text(m)}, got {raw!r}")
-        _check_bounds(float(raw), m, path, ctx)
-        return float(raw)
-    if kind == "choice":
-        if raw not in m["options"]:
-            ctx.fail(path, f"{raw!r} is not one of {list(m['options'])}"
-                     + _suggest(str(raw), list(m["options"])))
-        return raw
-    if kind == "bool":
-        if not isinstance(raw, bool):
-            ctx.fail(path, f"expected true or false, got {raw!r}")
-        return raw
-    if kind == "str":
-        if not isinstance(raw, str):
-            ctx.fail(path, f"expected text, got {raw!r}")
-        return raw
-    raise AssertionError(kind)  # pragma: no cover
-
-
-def _spec_fields(cls: type) -> list[dataclasses.Field]:
-    return [f for f in fields(cls) if f.metadata.get("kind") not in (None, "internal")]
-
-
-def _load_section(cls: type, raw: Mapping[str, Any], prefix: str, ctx: _Ctx) -> Any:
-    fs = _spec_fields(cls)
-    keys = [f.metadata["key"] for f in fs]
-    for k in raw:
-        if k not in keys:
-            ctx.fail(_join(prefix, str(k)), "unknown key" + _suggest(str(k), keys)
-                     + f"; expected one of {keys}")
-    kwargs = {}
-    for f in fs:
-        key = f.metadata["key"]
-        path = _join(prefix, key)
-        required = f.default is _REQUIRED and f.default_factory is _REQUIRED  # type: ignore
-        if key not in raw:
-            if required:
-                what = "section" if f.metadata["kind"] == "section" else "value"
-                ctx.fail(path, f"missing {what}")
-            if f.metadata["kind"] == "qty" and f.default is not None:
-                ctx.found.setdefault(path, DEFAULT_SOURCE)
-            continue
-        kwargs[f.name] = _parse_value(raw[key], f, path, ctx)
-    return cls(**kwargs)
+def _check_nodes(obj: Any, prefix: str, ctx: _Ctx) -> None:
+    """Every technology node (``technology.node`` and each ``ref_node``) must lie inside the
+    scaling table of :mod:`codesign.hw.tech` (refused here, at load, with file and key)."""
+    lo, hi = min(tech.NODES_NM), max(tech.NODES_NM)
+    for f in _spec_fields(type(obj)):
+        v = getattr(obj, f.name)
+        path = _join(prefix, f.metadata["key"])
+        if f.metadata["kind"] == "section" and v is not None:
+            _check_nodes(v, path, ctx)
+        elif f.metadata.get("dim") == "length" and v is not None and not lo <= v <= hi:
+            ctx.fail(path, f"{v:g} nm is outside the technology scaling table; expected "
+                           f"{lo:g}..{hi:g} nm")
 
 
 def _check(spec: HardwareSpec, ctx: _Ctx) -> None:
     """Cross-field consistency."""
+    _check_nodes(spec, "", ctx)
     d, xb, adc = spec.device, spec.crossbar, spec.adc
     if not d.g_off_us < d.g_on_us:
         ctx.fail("device.g_off", f"g_off = {d.g_off_us:g} uS must be below g_on = "
@@ -721,10 +538,6 @@ def _check(spec: HardwareSpec, ctx: _Ctx) -> None:
         ctx.fail("crossbar.area", "missing value (or give device.cell_area)")
     if adc.mux > xb.cols:
         ctx.fail("adc.mux", f"{adc.mux} columns per ADC exceeds crossbar.cols = {xb.cols}")
-    if adc.energy_model == "reference" and adc.energy_pj is None:
-        ctx.fail("adc.energy", "missing value (required with energy_model: reference)")
-    if adc.energy_model == "walden" and adc.fom_pj is None:
-        ctx.fail("adc.fom", "missing value (required with energy_model: walden)")
     if spec.input.first_layer == "dac":
         for key, v in (("dac_energy", spec.input.dac_energy_pj),
                        ("dac_area", spec.input.dac_area_um2)):
@@ -781,23 +594,35 @@ def load_spec(path: str | os.PathLike) -> HardwareSpec:
     """Load and validate a hardware spec YAML file."""
     p = os.fspath(path)
     if not os.path.isfile(p):
-        here = os.path.join(os.path.dirname(__file__), "..", "..", "hw_configs")
+        here = preset_dir()
         hint = ""
         if os.path.isdir(here):
             names = sorted(f for f in os.listdir(here) if f.endswith((".yaml", ".yml")))
             hint = f"; presets: {', '.join(names)}" if names else ""
         raise CodesignError(f"{p}: no such hardware spec file{hint}")
-    try:
-        with open(p, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
-    except yaml.YAMLError as e:
-        raise CodesignError(f"{p}: not valid YAML: {e}") from None
-    return spec_from_dict(raw if raw is not None else {}, file=p)
+    return spec_from_dict(load_yaml(p, "hardware spec"), file=p)
+
+
+def preset_dir() -> str:
+    """Folder of the hardware presets: the repository's ``hw_configs/`` (source checkout or
+    editable install), else the copy a wheel installs as data files under
+    ``<prefix>/share/codesign/hw_configs`` (pyproject ``tool.setuptools.data-files``)."""
+    repo = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "hw_configs"))
+    if os.path.isdir(repo):
+        return repo
+    import site
+    import sys
+
+    for base in (sys.prefix, getattr(site, "USER_BASE", None) or ""):
+        shared = os.path.join(base, "share", "codesign", "hw_configs")
+        if base and os.path.isdir(shared):
+            return shared
+    return repo
 
 
 def preset_path(name: str) -> str:
-    """Path of the preset ``name`` (with or without ``.yaml``) in the repository's hw_configs/."""
-    base = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "hw_configs"))
+    """Path of the preset ``name`` (with or without ``.yaml``) in :func:`preset_dir`."""
+    base = preset_dir()
     stem = name[:-5] if name.endswith(".yaml") else name
     return os.path.join(base, stem + ".yaml")
 
