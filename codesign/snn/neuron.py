@@ -1,11 +1,20 @@
 """Multi-step leaky integrate-and-fire (LIF) neuron.
 
-Per time step ``t = 1..T`` (``U[0] = 0``):
+Per time step ``t = 1..T`` (``U[0] = 0``, ``S[0] = 0``), with ``reset_timing = "immediate"``
+(the default):
 
     H[t] = beta * U[t-1] + I[t]                  charge (pre-reset potential)
     S[t] = 1[H[t] >= theta]                      fire
     U[t] = H[t] - theta * S[t]                   reset by subtraction  ("subtract")
     U[t] = H[t] * (1 - S[t])                     reset to zero         ("zero")
+
+With ``reset_timing = "delayed"`` (snnTorch's default ``reset_delay=True``) the subtraction is
+applied one step late and is not decayed: the register keeps the pre-reset potential and
+
+    H[t] = beta * U[t-1] + I[t] - theta * S[t-1],   U[t] = H[t]          ("subtract")
+
+For ``"zero"`` the two timings are the same function (``beta * H (1 - S) = beta * 0`` whether
+the register is cleared before or after the decay), so ``delayed`` only changes ``subtract``.
 
 ``beta = 1`` is the integrate-and-fire (IF) neuron. The input ``I`` and the outputs have shape
 ``(T, B, ...)``. With ``record = True`` the pre-reset potentials ``H`` of the last call are kept
@@ -13,20 +22,29 @@ in :attr:`LIF.h` (with their autograd graph, so a loss on them trains the networ
 
 Membrane storage precision (``ubits``): the potential written back to memory each step is an
 integer of ``ubits`` bits on step ``s`` (see :mod:`codesign.snn.quant`): with
-``Q_s(x) = s * round(x / s)`` and ``theta_q = s * theta_int``,
+``Q_s(x) = s * round(x / s)`` (straight-through gradient), ``theta_q = s * theta_int`` and
+``clamp`` to ``[s*lo, s*hi]`` (gradient to the clamped value inside the range, ties included,
+and to the bounds outside it),
 
-    H[t] = Q_s(beta * U[t-1] + I[t]),  S[t] = 1[H[t] >= theta_q],
-    U[t] = clamp(H[t] - theta_q S[t], s*lo, s*hi)   (or H[t](1 - S[t]) for zero reset)
+    immediate: H[t] = Q_s(beta * U[t-1] + I[t]),  S[t] = 1[H[t] >= theta_q],
+               U[t] = clamp(H[t] - theta_q S[t])   (or clamp(H[t](1 - S[t])) for zero reset)
+    delayed:   H[t] = Q_s(beta * U[t-1] + I[t] - theta_q S[t-1]),  S[t] = 1[H[t] >= theta_q],
+               U[t] = clamp(H[t])
 
 so an integer datapath (leak as a rounded multiply/shift, ``ubits``-bit register, integer
 threshold) reproduces the spikes exactly.
 
+Both the float and the quantized neuron run all ``T`` steps in one autograd node with a
+hand-written BPTT backward (:class:`_FusedLIF`, :class:`_FusedQuantLIF`); :meth:`LIF.step`
+is the plain-autograd oracle they are tested against (``tests/test_neuron.py``).
+
 Mapping to the libraries (checked spike for spike in ``tests/test_neuron.py``):
 
 * snnTorch ``snn.Leaky(beta=b, threshold=th, reset_mechanism="subtract"|"zero",
-  reset_delay=False)`` equals ``LIF(beta=b, theta=th, reset=...)``. snnTorch's default
-  ``reset_delay=True`` subtracts an *undecayed* ``th`` one step later
-  (``mem[t] = b mem[t-1] + I[t] - th S[t-1]``); that equals ours only for ``beta = 1`` (IF).
+  reset_delay=False)`` equals ``LIF(beta=b, theta=th, reset=...)``; snnTorch's default
+  ``reset_delay=True`` equals ``LIF(..., reset_timing="delayed")``. snnTorch fires on
+  ``mem > th`` (ours ``>=``: they differ only when ``H`` equals ``theta`` exactly) and detaches
+  the reset from the graph (ours keeps its gradient).
 * SpikingJelly ``LIFNode(tau, decay_input=False, v_threshold=th, v_reset=0.0 | None)`` equals
   ``LIF(beta=1 - 1/tau, theta=th, reset="zero" | "subtract")``. With ``decay_input=True`` the
   input is scaled by ``1/tau``; multiply the threshold instead: ``theta = tau * th``.
@@ -37,7 +55,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -47,6 +65,23 @@ from codesign.snn.quant import check_bits, membrane_range, round_ste
 from codesign.snn.surrogate import DEFAULT_ALPHA, SURROGATES, spike, surrogate_grad
 
 RESETS = ("subtract", "zero")
+RESET_TIMINGS = ("immediate", "delayed")
+
+# State carried by :meth:`LIF.step`: ``U`` (immediate reset) or ``(U, S)`` (delayed reset).
+State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+
+
+def _surrogate_into(h: torch.Tensor, theta: Union[float, torch.Tensor], kind: str,
+                    alpha: float, out: torch.Tensor) -> torch.Tensor:
+    """``out = g(h - theta)``, the surrogate derivative (in place for ``atan``: no temporaries)."""
+    if kind == "atan":  # (alpha/2) / (1 + (pi/2 alpha (H - theta))^2)
+        torch.sub(h, theta, out=out)
+        torch.addcmul(torch.ones((), dtype=out.dtype, device=out.device), out, out,
+                      value=(math.pi / 2.0 * alpha) ** 2, out=out)
+        torch.div(torch.full((), alpha / 2.0, dtype=out.dtype, device=out.device), out, out=out)
+    else:
+        out.copy_(surrogate_grad(h - theta, kind, alpha))
+    return out
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -57,29 +92,38 @@ class _FusedLIF(torch.autograd.Function):
 
         subtract: gH[t] = gU[t] + (gS[t] - theta gU[t]) sg[t]
         zero:     gH[t] = gU[t] (1 - S[t]) + (gS[t] - H[t] gU[t]) sg[t]
+        delayed subtract (H[t+1] = beta H[t] + I[t+1] - theta S[t]):
+                  gH[t] = beta gH[t+1] + (gS[t] - theta gH[t+1]) sg[t]
         gH[t] += external gradient on recorded H;  gI[t] = gH[t]
 
     is evaluated as ``gI[t] = base[t] + k[t] gI[t+1]`` with ``base = gS sg + gH_ext`` and
-    ``k = beta (1 - theta sg)`` (subtract) or ``k = beta (1 - S - H sg)`` (zero): a few
-    in-place passes per step into the output and one step-sized scratch buffer. The forward
-    writes every step straight into its output buffers. Avoiding large temporaries matters on
-    CPU, where every fresh multi-MB tensor costs page faults on first touch.
+    ``k = beta (1 - theta sg)`` (subtract), ``k = beta (1 - S - H sg)`` (zero) or
+    ``k = beta - theta sg`` (delayed subtract): a few in-place passes per step into the output
+    and one step-sized scratch buffer. The forward writes every step straight into its output
+    buffers. Avoiding large temporaries matters on CPU, where every fresh multi-MB tensor costs
+    page faults on first touch.
     """
 
     @staticmethod
-    def forward(ctx, current, beta, theta, zero_reset, kind, alpha):  # type: ignore[override]
+    def forward(ctx, current, beta, theta, zero_reset, delayed, kind, alpha):  # type: ignore[override]
         steps = current.shape[0]
         out_s = torch.empty_like(current)
         out_h = torch.empty_like(current)
-        u = torch.empty_like(current[0]) if steps > 1 else None
+        u = torch.empty_like(current[0]) if steps > 1 and not delayed else None
         for t in range(steps):
             h, s = out_h[t], out_s[t]
-            if t == 0 or beta == 0:  # U[0] = 0
+            if t == 0:  # U[0] = 0, S[0] = 0
                 h.copy_(current[t])
-            else:
-                torch.add(current[t], u, alpha=beta, out=h)  # H = I + beta U
+            elif delayed:  # H = beta H[t-1] + I - theta S[t-1]
+                torch.mul(out_h[t - 1], beta, out=h)
+                h.add_(current[t]).sub_(out_s[t - 1], alpha=theta)
+            elif beta == 0:
+                h.copy_(current[t])
+            else:  # H = beta U + I (a multiply, then an add: the rounding of LIF.step, no FMA)
+                torch.mul(u, beta, out=h)
+                h.add_(current[t])
             torch.ge(h, theta, out=s)
-            if t < steps - 1 and beta != 0:
+            if t < steps - 1 and beta != 0 and not delayed:
                 if zero_reset:
                     torch.addcmul(h, h, s, value=-1.0, out=u)  # U = H - H S = H (1 - S)
                 else:
@@ -89,48 +133,172 @@ class _FusedLIF(torch.autograd.Function):
             ctx.save_for_backward(out_h, out_s)
         else:
             ctx.save_for_backward(out_h)
-        ctx.cfg = (beta, theta, zero_reset, kind, alpha)
+        ctx.cfg = (beta, theta, zero_reset, delayed, kind, alpha)
         return out_s, out_h
 
     @staticmethod
     def backward(ctx, grad_s, grad_h):  # type: ignore[override]
-        beta, theta, zero_reset, kind, alpha = ctx.cfg
+        beta, theta, zero_reset, delayed, kind, alpha = ctx.cfg
         out_h = ctx.saved_tensors[0]
         out_s = ctx.saved_tensors[1] if zero_reset else None
+        none = (None,) * 6
         if grad_s is None and grad_h is None:
-            return None, None, None, None, None, None
+            return (None,) + none
         steps = out_h.shape[0]
         grad_in = torch.empty_like(out_h)
         # one step-sized scratch buffer (large fresh allocations are slow on CPU: page faults)
         sg = torch.empty_like(out_h[0])
-        scalar = dict(dtype=sg.dtype, device=sg.device)
-        one = torch.ones((), **scalar)
-        half_alpha = torch.full((), alpha / 2.0, **scalar)
-        bt = torch.full((), beta, **scalar)
-        c2 = (math.pi / 2.0 * alpha) ** 2
+        bt = torch.full((), beta, dtype=sg.dtype, device=sg.device)
         for t in range(steps - 1, -1, -1):
             h, g = out_h[t], grad_in[t]
-            if kind == "atan":  # (alpha/2) / (1 + (pi/2 alpha (H - theta))^2)
-                torch.sub(h, theta, out=sg)
-                torch.addcmul(one, sg, sg, value=c2, out=sg)
-                torch.div(half_alpha, sg, out=sg)
-            else:
-                sg.copy_(surrogate_grad(h - theta, kind, alpha))
+            _surrogate_into(h, theta, kind, alpha, sg)
             if grad_s is not None:
                 torch.mul(grad_s[t], sg, out=g)  # base = gS sg (+ gH_ext)
                 if grad_h is not None:
                     g.add_(grad_h[t])
             else:
                 g.copy_(grad_h[t])
-            if t == steps - 1 or beta == 0:
+            if t == steps - 1 or (beta == 0 and not delayed):
                 continue
-            if zero_reset:
+            if delayed:
+                torch.add(bt, sg, alpha=-theta, out=sg)  # k = beta - theta sg
+            elif zero_reset:
                 torch.addcmul(out_s[t], h, sg, out=sg)  # S + H sg
                 torch.add(bt, sg, alpha=-beta, out=sg)  # k = beta (1 - S - H sg)
             else:
                 torch.add(bt, sg, alpha=-beta * theta, out=sg)  # k = beta (1 - theta sg)
             g.addcmul_(grad_in[t + 1], sg)  # gI[t] = base[t] + k[t] gI[t+1]
-        return grad_in, None, None, None, None, None
+        return (grad_in,) + none
+
+
+class _FusedQuantLIF(torch.autograd.Function):
+    """Quantized LIF (membrane on the grid ``s * [lo, hi]``) over all T steps, hand-written BPTT.
+
+    Inputs: ``current`` ``(T, B, ...)``, the membrane step ``s`` and the integer threshold
+    ``theta_int`` (both broadcastable to one step, ``theta_int`` without gradient). The forward
+    performs exactly the floating-point operations of :meth:`LIF.step` (same values, bit for
+    bit). The backward is the chain rule of that graph (``dL/d``: ``g``; ``sg`` the surrogate
+    derivative at ``H - theta_q``; ``z = x / s`` and ``e = round(z) - z``):
+
+        Q (straight-through):   gx = gH,            gs += gH e
+        fire S = 1[H >= theta_q]:  gH += gS sg,     gtheta_q -= gS sg
+        clamp(c, s lo, s hi):   gc = gU 1[lo s <= c <= hi s],  gs += gU (hi 1[c > hi s]
+                                + lo 1[c < lo s])
+        immediate subtract (c = H - theta_q S): gH += gc, gS -= theta_q gc, gtheta_q -= S gc
+        immediate zero (c = H (1 - S)):         gH += gc (1 - S), gS -= H gc
+        delayed subtract (c = H; x[t+1] -= theta_q S[t]): gH += gc, gS -= theta_q gx[t+1],
+                                                          gtheta_q -= S gx[t+1]
+        carry gU[t] = beta gx[t+1];  gI[t] = gx[t];  gs += theta_int gtheta_q
+
+    summed over steps and reduced over the broadcast dimensions of ``s``.
+    """
+
+    @staticmethod
+    def forward(ctx, current, step, theta_int, beta, lo, hi, zero_reset, delayed, kind,  # type: ignore[override]
+                alpha, need_step_grad):
+        steps = current.shape[0]
+        out_s = torch.empty_like(current)
+        out_h = torch.empty_like(current)
+        err = torch.empty_like(current) if need_step_grad else None
+        theta_q = theta_int * step
+        lo_s, hi_s = lo * step, hi * step
+        x = torch.empty_like(current[0])
+        u = torch.empty_like(current[0]) if steps > 1 else None
+        for t in range(steps):
+            h, s = out_h[t], out_s[t]
+            if t == 0:  # U[0] = 0: x = beta * 0 + I
+                x.copy_(current[0])
+            else:
+                torch.mul(u, beta, out=x)
+                x.add_(current[t])  # x = beta U + I
+                if delayed:
+                    x.addcmul_(theta_q, out_s[t - 1], value=-1.0)  # - theta_q S[t-1]
+            x.div_(step)  # z = x / s
+            torch.round(x, out=h)
+            if err is not None:
+                torch.sub(h, x, out=err[t])  # e = round(z) - z (exact)
+            h.mul_(step)  # H = s round(x / s)
+            torch.ge(h, theta_q, out=s)
+            if t < steps - 1:
+                if delayed:
+                    u.copy_(h)
+                elif zero_reset:
+                    torch.addcmul(h, h, s, value=-1.0, out=u)  # H (1 - S)
+                else:
+                    torch.addcmul(h, s, theta_q, value=-1.0, out=u)  # H - theta_q S
+                torch.clamp(u, lo_s, hi_s, out=u)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(out_h, out_s, err, step, theta_int, theta_q, lo_s, hi_s)
+        ctx.cfg = (beta, lo, hi, zero_reset, delayed, kind, alpha)
+        return out_s, out_h
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_h):  # type: ignore[override]
+        beta, lo, hi, zero_reset, delayed, kind, alpha = ctx.cfg
+        out_h, out_s, err, step, theta_int, theta_q, lo_s, hi_s = ctx.saved_tensors
+        none = (None,) * 9
+        if grad_s is None and grad_h is None:
+            return (None, None) + none
+        need_step = err is not None and ctx.needs_input_grad[1]
+        steps = out_h.shape[0]
+        grad_in = torch.empty_like(out_h)
+        sg, gu, m, p = (torch.empty_like(out_h[0]) for _ in range(4))
+        gs_el = torch.zeros_like(out_h[0]) if need_step else None
+        gth = torch.zeros_like(out_h[0]) if need_step else None
+        for t in range(steps - 1, -1, -1):
+            h, s, g = out_h[t], out_s[t], grad_in[t]
+            nxt = grad_in[t + 1] if t < steps - 1 else None
+            if nxt is not None:  # gradient reaching U[t] through the next step, then the clamp
+                torch.mul(nxt, beta, out=gu)
+                if delayed:
+                    c = h
+                else:
+                    c = sg  # scratch: the clamp input, recomputed with the forward's operations
+                    if zero_reset:
+                        torch.addcmul(h, h, s, value=-1.0, out=c)
+                    else:
+                        torch.addcmul(h, s, theta_q, value=-1.0, out=c)
+                torch.gt(c, hi_s, out=m)
+                if gs_el is not None:
+                    gs_el.addcmul_(gu, m, value=float(hi))
+                torch.lt(c, lo_s, out=p)
+                if gs_el is not None:
+                    gs_el.addcmul_(gu, p, value=float(lo))
+                m.add_(p)
+                gu.addcmul_(gu, m, value=-1.0)  # inside the range only
+            _surrogate_into(h, theta_q, kind, alpha, sg)
+            if grad_s is not None:  # p = gS
+                p.copy_(grad_s[t])
+            else:
+                p.zero_()
+            if nxt is not None:
+                if delayed:
+                    p.addcmul_(nxt, theta_q, value=-1.0)
+                elif zero_reset:
+                    p.addcmul_(h, gu, value=-1.0)
+                else:
+                    p.addcmul_(gu, theta_q, value=-1.0)
+            p.mul_(sg)  # gS sg
+            if grad_h is not None:
+                torch.add(grad_h[t], p, out=g)
+            else:
+                g.copy_(p)
+            if nxt is not None:
+                g.add_(gu)
+                if zero_reset:
+                    g.addcmul_(gu, s, value=-1.0)  # gc (1 - S)
+            if gs_el is not None:
+                assert gth is not None and err is not None
+                gs_el.addcmul_(g, err[t])
+                gth.sub_(p)
+                if nxt is not None and not zero_reset:
+                    gth.addcmul_(s, nxt if delayed else gu, value=-1.0)
+        grad_step = None
+        if gs_el is not None:
+            assert gth is not None
+            gs_el.addcmul_(gth, theta_int)
+            grad_step = gs_el.sum_to_size(step.shape)
+        return (grad_in, grad_step) + none
 
 
 class LIF(nn.Module):
@@ -144,10 +312,16 @@ class LIF(nn.Module):
         surrogate: str = "atan",
         alpha: Optional[float] = None,
         ubits: Optional[int] = None,
+        reset_timing: str = "immediate",
     ) -> None:
         super().__init__()
         if reset not in RESETS:
             raise CodesignError(f"neuron.reset: {reset!r} is not known; expected one of {RESETS}")
+        if reset_timing not in RESET_TIMINGS:
+            raise CodesignError(
+                f"neuron.reset_timing: {reset_timing!r} is not known; expected one of "
+                f"{RESET_TIMINGS}"
+            )
         if surrogate not in SURROGATES:
             raise CodesignError(
                 f"neuron.surrogate: {surrogate!r} is not known; expected one of {SURROGATES}"
@@ -159,6 +333,7 @@ class LIF(nn.Module):
         self.beta = float(beta)
         self.theta = float(theta)
         self.reset = reset
+        self.reset_timing = reset_timing
         self.surrogate = surrogate
         self.alpha = float(DEFAULT_ALPHA[surrogate] if alpha is None else alpha)
         self.ubits = check_bits(ubits, "neuron.ubits", minimum=2)
@@ -171,6 +346,11 @@ class LIF(nn.Module):
         self.own_scale: Optional[nn.Parameter] = None
         if self.ubits is not None:
             self.own_scale = nn.Parameter(torch.tensor([self.theta / 2 ** (self.ubits - 2)]))
+
+    @property
+    def delayed(self) -> bool:
+        """True when the reset is applied one step late (only ``subtract`` differs)."""
+        return self.reset_timing == "delayed" and self.reset == "subtract"
 
     def bind_scale(self, fn: Callable[[], torch.Tensor]) -> None:
         """Share the membrane step with the feeding layer's weight step (MINT-style)."""
@@ -190,41 +370,65 @@ class LIF(nn.Module):
         hi = membrane_range(self.ubits)[1]
         return torch.clamp(torch.round(self.theta / self.membrane_step().detach()), 1, hi)
 
+    def _grid(self, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Membrane step and integer threshold shaped to broadcast over one ``dim``-D step."""
+        step = self.membrane_step()
+        shape = (1, -1) + (1,) * (dim - 2) if step.numel() > 1 else (1,)
+        return step.reshape(shape), self.threshold_int().reshape(shape)
+
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         if self.ubits is None:
-            s, h = _FusedLIF.apply(
-                current, self.beta, self.theta, self.reset == "zero", self.surrogate, self.alpha
-            )
+            s, h = _FusedLIF.apply(current, self.beta, self.theta, self.reset == "zero",
+                                   self.delayed, self.surrogate, self.alpha)
         else:
-            s, h = self._loop(current)
+            lo, hi = membrane_range(self.ubits)
+            step, theta_int = self._grid(current.dim() - 1)
+            need = torch.is_grad_enabled() and step.requires_grad
+            s, h = _FusedQuantLIF.apply(current, step, theta_int, self.beta, lo, hi,
+                                        self.reset == "zero", self.delayed, self.surrogate,
+                                        self.alpha, need)
         if self.record:
             self.h, self.s = h, s
         return s
 
-    def step(self, current: torch.Tensor, u: Optional[torch.Tensor]
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One time step through plain autograd: ``(I[t], U[t-1]) -> (S[t], H[t], U[t])``.
+    def step(self, current: torch.Tensor, state: Optional[State]
+             ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """One time step through plain autograd: ``(I[t], state[t-1]) -> (S[t], H[t], state[t])``.
 
-        ``u=None`` starts from rest (``U = 0``). Float and quantized neurons alike; the
-        multi-step :meth:`forward` must equal a loop over this (``tests/test_neuron.py``).
+        The state is ``U`` (immediate reset) or ``(U, S)`` (delayed reset); ``None`` starts
+        from rest. Float and quantized neurons alike; the multi-step :meth:`forward` must equal
+        a loop over this (``tests/test_neuron.py``).
         """
-        if u is None:
+        if state is None:
             u = torch.zeros_like(current)
+            s_prev = torch.zeros_like(current)
+        elif isinstance(state, tuple):
+            u, s_prev = state
+        else:
+            u, s_prev = state, torch.zeros_like(current)
         if self.ubits is None:
             h = self.beta * u + current
+            if self.delayed:
+                h = h - self.theta * s_prev
             s = spike(h - self.theta, self.surrogate, self.alpha)
+            if self.delayed:
+                return s, h, (h, s)
             u = h * (1 - s) if self.reset == "zero" else h - self.theta * s
             return s, h, u
         lo, hi = membrane_range(self.ubits)
-        step = self.membrane_step()
-        shape = (1, -1) + (1,) * (current.dim() - 2) if step.numel() > 1 else (1,)
-        step = step.reshape(shape)
-        theta_q = self.threshold_int().reshape(shape) * step
-        h = round_ste((self.beta * u + current) / step) * step
+        step, theta_int = self._grid(current.dim())
+        theta_q = theta_int * step
+        x = self.beta * u + current
+        if self.delayed:
+            x = x - theta_q * s_prev
+        h = round_ste(x / step) * step
         s = spike(h - theta_q, self.surrogate, self.alpha)
-        u = h * (1 - s) if self.reset == "zero" else h - theta_q * s
-        u = torch.maximum(torch.minimum(u, hi * step), lo * step)
-        return s, h, u
+        if self.delayed:
+            u = h
+        else:
+            u = h * (1 - s) if self.reset == "zero" else h - theta_q * s
+        u = torch.clamp(u, lo * step, hi * step)
+        return s, h, ((u, s) if self.delayed else u)
 
     def reference_forward(self, current: torch.Tensor) -> torch.Tensor:
         """All steps through :meth:`step` and plain autograd (the oracle for the fused path)."""
@@ -234,10 +438,10 @@ class LIF(nn.Module):
         return s
 
     def _loop(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        u = None
+        state: Optional[State] = None
         spikes, hs = [], []
         for t in range(current.shape[0]):
-            s, h, u = self.step(current[t], u)
+            s, h, state = self.step(current[t], state)
             spikes.append(s)
             hs.append(h)
         return torch.stack(spikes), torch.stack(hs)
@@ -245,5 +449,6 @@ class LIF(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"beta={self.beta}, theta={self.theta}, reset={self.reset}, "
-            f"surrogate={self.surrogate}({self.alpha}), ubits={self.ubits}"
+            f"reset_timing={self.reset_timing}, surrogate={self.surrogate}({self.alpha}), "
+            f"ubits={self.ubits}"
         )
