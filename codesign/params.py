@@ -419,7 +419,7 @@ def load_yaml(path: str | os.PathLike, what: str = "file") -> dict:
         with open(p, "rb") as fh:
             raw = fh.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
-        raise CodesignError(f"{p}: {what} not found") from None
+        raise CodesignError(f"{p}: cannot read the {what}: no such file") from None
     except IsADirectoryError:
         raise CodesignError(f"{p}: is a folder; expected a {what} (YAML)") from None
     except OSError as e:

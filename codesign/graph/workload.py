@@ -10,6 +10,9 @@ A workload is a YAML file. Example (``models/workloads/vgg9_cifar10.yaml`` ships
     encoding: direct              # optional: direct (default) | rate | events
     neuron: {beta: 0.5, theta: 1.0, reset: subtract}   # optional defaults for every LIF
     bits: {wbits: 4, ubits: 8}    # optional defaults; null (or absent) = floating point
+    spikesim: {out_dim: post_pool, neuron_memory_layers: 5, membrane_bits: 22}
+                                  # optional: facts of this network's SpikeSim evaluation,
+                                  # used only on a compat: spikesim spec (hw/spikesim.py)
     layers:
       - {conv: 64, k: 3, p: 1}            # conv + LIF
       - {conv: 64, k: 3, p: 1}
@@ -64,26 +67,34 @@ per kind from 1; a layer's LIF is ``<layer>.lif``; ``name`` overrides (``<name>.
 Validation is strict: an unknown or misspelt key, a missing or wrongly typed value, a
 non-positive size, or a shape that collapses to zero raises
 :class:`~codesign.errors.CodesignError` with one message naming the file, the key (such as
-``layers[3].k``) and what was expected. Duplicate YAML keys are refused too. Floats may be
-written ``1e-3`` (YAML 1.2 style) as well as ``1.0e-3``.
+``layers[3].k``) and what was expected. The file is read by the one strict loader,
+:func:`codesign.params.load_yaml` (duplicate keys, non-UTF-8 bytes, deep nesting, huge integers
+and non-finite numbers refused), and values are checked by :class:`codesign.params.Checker`:
+bit-widths 1..16 (or null), ``T <= 10000``, channels/features <= 65536, image sides <= 4096,
+``repeat <= 1000``; the expanded graph is bounded before anything allocates per-neuron arrays:
+<= 2**26 outputs per node, <= 2**28 weights, <= 2**31 neurons x T, <= 10000 nodes (the limits
+are the ``MAX_*`` constants of :mod:`codesign.params`). Floats may be written ``1e-3`` (YAML 1.2
+style) as well as ``1.0e-3``.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
+import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn, Optional, Union
+from typing import Any, Optional, Union
 
 import networkx as nx
-import yaml
 
+from codesign import params
 from codesign.errors import CodesignError
 from codesign.graph.build import ENCODINGS, POOL_KINDS, RESETS, GraphBuilder, validate_graph
+from codesign.params import Checker
 
 TOP_KEYS = ("name", "description", "input_shape", "T", "dt_s", "encoding", "neuron", "bits",
-            "layers")
+            "layers", "spikesim")
+SPIKESIM_KEYS = ("out_dim", "neuron_memory_layers", "membrane_bits")
 NEURON_KEYS = ("beta", "theta", "reset")
 BITS_KEYS = ("wbits", "ubits")
 LIF_KEYS = ("beta", "theta", "reset", "ubits")
@@ -97,107 +108,18 @@ LAYER_KEYS = {
     "lif": ("lif", "name"),
 }
 BLOCK_STYLES = ("tdbn", "sew", "ms")
-_MISSING = object()
-
-
-# ----------------------------------------------------------------------------- YAML loading
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and reads ``1e-3`` as a float (YAML 1.2)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, Any] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen[key] = True
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+MAX_REPEAT = 1_000
+"""Most copies one ``repeat:`` may stack."""
+MAX_NODES = 10_000
+"""Most graph nodes a workload may expand to."""
 
 
 # ----------------------------------------------------------------------------- value checks
 
 
-class _Ctx:
-    """Error reporting for one file: ``fail(key, expected, got)`` raises one clear message."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, key: str, expected: str, got: Any = _MISSING) -> NoReturn:
-        tail = "" if got is _MISSING else f", got {got!r}"
-        raise CodesignError(f"{self.where}: {key}: expected {expected}{tail}")
-
-    def missing(self, key: str, expected: str) -> NoReturn:
-        raise CodesignError(f"{self.where}: {key}: missing; expected {expected}")
-
-    def keys(self, d: Mapping, allowed: tuple[str, ...], key: str) -> None:
-        for k in d:
-            if k not in allowed:
-                near = difflib.get_close_matches(str(k), allowed, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                sub = f"{key}.{k}" if key else str(k)
-                raise CodesignError(
-                    f"{self.where}: {sub}: unknown key{hint}; expected one of {', '.join(allowed)}"
-                )
-
-    def mapping(self, v: Any, key: str, expected: str) -> Mapping:
-        if not isinstance(v, Mapping):
-            self.fail(key, expected, v)
-        return v
-
-    def pos_int(self, v: Any, key: str, what: str = "a positive integer") -> int:
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            self.fail(key, what, v)
-        return v
-
-    def nonneg_int(self, v: Any, key: str) -> int:
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            self.fail(key, "a non-negative integer", v)
-        return v
-
-    def pair(self, v: Any, key: str, low: int) -> tuple[int, int]:
-        what = f"an integer >= {low} or a pair [h, w] of them"
-        if isinstance(v, list) and len(v) == 2:
-            a, b = v
-        else:
-            a = b = v
-        for x in (a, b):
-            if not isinstance(x, int) or isinstance(x, bool) or x < low:
-                self.fail(key, what, v)
-        return a, b
-
-    def number(self, v: Any, key: str, low: float, high: float, what: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
-            self.fail(key, what, v)
-        return float(v)
-
-    def choice(self, v: Any, key: str, options: tuple[str, ...]) -> str:
-        if v not in options:
-            self.fail(key, "one of " + ", ".join(options), v)
-        return v
-
-    def boolean(self, v: Any, key: str) -> bool:
-        if not isinstance(v, bool):
-            self.fail(key, "true or false", v)
-        return v
-
-    def bits(self, v: Any, key: str) -> Optional[int]:
-        if v is None:
-            return None
-        return self.pos_int(v, key, "a positive integer number of bits or null")
+class _Ctx(Checker):
+    """The :class:`codesign.params.Checker` checks for one workload file (one validation path
+    for every input)."""
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -227,6 +149,8 @@ class _WorkloadBuilder:
     def __init__(self, ctx: _Ctx, b: GraphBuilder, lif: dict, wbits: Optional[int]) -> None:
         self.ctx, self.b, self.lif, self.wbits = ctx, b, lif, wbits
         self.counts: dict[str, int] = {}
+        self.n_params = 0
+        self.n_neurons = 0
 
     def auto(self, prefix: str) -> str:
         while True:  # skip numbers a user-given name already took
@@ -261,11 +185,25 @@ class _WorkloadBuilder:
         return self.ctx.bits(entry["wbits"], f"{key}.wbits") if "wbits" in entry else self.wbits
 
     def add(self, key: str, fn, *args, **kwargs) -> str:
-        """Call a builder method, prefixing shape errors with the entry's key."""
+        """Call a builder method, prefixing shape errors with the entry's key; then bound the
+        node's output size, the node count and the total weights (limits in
+        :mod:`codesign.params`) before anything downstream allocates per-neuron arrays."""
         try:
-            return fn(*args, **kwargs)
+            name = fn(*args, **kwargs)
         except CodesignError as e:
             raise CodesignError(f"{self.ctx.where}: {key}: {e}") from None
+        layer = self.b.g.nodes[name]["layer"]
+        n = math.prod(layer.out_shape)
+        self.ctx.size(n, params.MAX_LAYER_NEURONS, key, f"output size of {name} {layer.out_shape}")
+        self.ctx.size(self.b.g.number_of_nodes(), MAX_NODES, key, "number of graph nodes")
+        if hasattr(layer, "params"):
+            self.n_params += int(layer.params)
+            self.ctx.size(self.n_params, params.MAX_PARAMS, key, "total weights")
+        if type(layer).__name__ == "LIFLayer":
+            self.n_neurons += n
+            self.ctx.size(self.n_neurons * self.b.g.graph["T"], params.MAX_ACTIVATIONS, key,
+                          "neurons x time steps")
+        return name
 
     # -- entries
 
@@ -290,11 +228,12 @@ class _WorkloadBuilder:
         getattr(self, f"_{kind}")(entry, key)
 
     def _repeat(self, entry: Mapping, key: str) -> int:
-        return self.ctx.pos_int(entry.get("repeat", 1), f"{key}.repeat")
+        return self.ctx.pos_int(entry.get("repeat", 1), f"{key}.repeat", le=MAX_REPEAT)
 
     def _conv(self, entry: Mapping, key: str) -> None:
         ctx = self.ctx
-        cout = ctx.pos_int(entry["conv"], f"{key}.conv", "a positive number of output channels")
+        cout = ctx.pos_int(entry["conv"], f"{key}.conv", "a positive number of output channels",
+                           le=params.MAX_CHANNELS)
         if "k" not in entry:
             ctx.missing(f"{key}.k", "the kernel size, an integer or [kh, kw]")
         k = ctx.pair(entry["k"], f"{key}.k", 1)
@@ -307,7 +246,7 @@ class _WorkloadBuilder:
             p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
         else:
             p = ctx.pair(p_raw, f"{key}.p", 0)
-        groups = ctx.pos_int(entry.get("groups", 1), f"{key}.groups")
+        groups = ctx.pos_int(entry.get("groups", 1), f"{key}.groups", le=params.MAX_CHANNELS)
         bias = ctx.boolean(entry.get("bias", False), f"{key}.bias")
         lif, wbits = self.layer_lif(entry, key), self.layer_wbits(entry, key)
         n = self._repeat(entry, key)
@@ -318,7 +257,8 @@ class _WorkloadBuilder:
 
     def _linear(self, entry: Mapping, key: str) -> None:
         ctx = self.ctx
-        nout = ctx.pos_int(entry["linear"], f"{key}.linear", "a positive number of features")
+        nout = ctx.pos_int(entry["linear"], f"{key}.linear", "a positive number of features",
+                           le=params.MAX_CHANNELS)
         bias = ctx.boolean(entry.get("bias", False), f"{key}.bias")
         lif, wbits = self.layer_lif(entry, key), self.layer_wbits(entry, key)
         n = self._repeat(entry, key)
@@ -379,8 +319,8 @@ class _WorkloadBuilder:
             ctx.fail(f"{key}.block", "basic (the only block type supported)", entry["block"])
         if "channels" not in entry:
             ctx.missing(f"{key}.channels", "a positive number of output channels")
-        ch = ctx.pos_int(entry["channels"], f"{key}.channels")
-        stride = ctx.pos_int(entry.get("stride", 1), f"{key}.stride")
+        ch = ctx.pos_int(entry["channels"], f"{key}.channels", le=params.MAX_CHANNELS)
+        stride = ctx.pos_int(entry.get("stride", 1), f"{key}.stride", le=params.MAX_IMAGE_SIZE)
         style = ctx.choice(entry.get("style", "tdbn"), f"{key}.style", BLOCK_STYLES)
         bias = ctx.boolean(entry.get("bias", False), f"{key}.bias")
         lif = self.layer_lif(entry, key)
@@ -422,6 +362,24 @@ class _WorkloadBuilder:
         b.last = out
 
 
+def _spikesim_facts(ctx: _Ctx, v: Any) -> dict[str, Any]:
+    """The ``spikesim:`` section: facts of this network's SpikeSim evaluation, used only under
+    ``compat: spikesim`` (:class:`codesign.hw.spikesim.GraphFacts`)."""
+    d = ctx.mapping(v, "spikesim", "a mapping {out_dim, neuron_memory_layers, membrane_bits}")
+    ctx.keys(d, SPIKESIM_KEYS, "spikesim")
+    out: dict[str, Any] = {}
+    if "out_dim" in d:
+        out["out_dim"] = ctx.choice(d["out_dim"], "spikesim.out_dim", ("conv", "post_pool"))
+    if "neuron_memory_layers" in d:
+        v = d["neuron_memory_layers"]
+        out["neuron_memory_layers"] = (None if v is None else ctx.nonneg_int(
+            v, "spikesim.neuron_memory_layers"))
+    if "membrane_bits" in d:
+        out["membrane_bits"] = ctx.pos_int(  # a storage width, not a quantizer's bits
+            d["membrane_bits"], "spikesim.membrane_bits", "a positive number of bits", le=64)
+    return out
+
+
 def parse_workload(data: Any, *, where: str = "<workload>", default_name: str = "workload"
                    ) -> nx.DiGraph:
     """Build the graph from an already-parsed workload mapping (see the module docstring).
@@ -434,6 +392,9 @@ def parse_workload(data: Any, *, where: str = "<workload>", default_name: str = 
     name = d.get("name", default_name)
     if not isinstance(name, str) or not name:
         ctx.fail("name", "a non-empty string", name)
+    for k in ("neuron", "bits"):
+        if k in d and d[k] is None:
+            ctx.fail(k, "a mapping (or leave the key out)", None)
     if "description" in d and not isinstance(d["description"], str):
         ctx.fail("description", "a string", d["description"])
     if "input_shape" not in d:
@@ -442,9 +403,16 @@ def parse_workload(data: Any, *, where: str = "<workload>", default_name: str = 
     if (not isinstance(shape, list) or len(shape) not in (1, 3)
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
         ctx.fail("input_shape", "[C, H, W] or [N] of positive integers", shape)
+    if len(shape) == 3:
+        ctx.pos_int(shape[0], "input_shape[0]", "a positive number of channels",
+                    le=params.MAX_CHANNELS)
+        for i in (1, 2):
+            ctx.pos_int(shape[i], f"input_shape[{i}]", "a positive image side",
+                        le=params.MAX_IMAGE_SIZE)
+    ctx.size(math.prod(shape), params.MAX_LAYER_NEURONS, "input_shape", "input size")
     if "T" not in d:
         ctx.missing("T", "a positive integer number of time steps")
-    T = ctx.pos_int(d["T"], "T", "a positive integer number of time steps")
+    T = ctx.pos_int(d["T"], "T", "a positive integer number of time steps", le=params.MAX_T)
     dt_s = d.get("dt_s")
     if dt_s is not None:
         dt_s = ctx.number(dt_s, "dt_s", 0.0, float("inf"), "a time step > 0 in seconds")
@@ -477,6 +445,8 @@ def parse_workload(data: Any, *, where: str = "<workload>", default_name: str = 
         raise CodesignError(f"{where}: layers: {e}") from None
     if d.get("description"):
         b.g.graph["description"] = d["description"]
+    if "spikesim" in d:
+        b.g.graph["spikesim"] = _spikesim_facts(ctx, d["spikesim"])
     validate_graph(b.g, where=where)
     return b.g
 
@@ -484,15 +454,5 @@ def parse_workload(data: Any, *, where: str = "<workload>", default_name: str = 
 def load_workload(path: Union[str, Path]) -> nx.DiGraph:
     """Read a workload YAML file into a validated SNN graph (no weights)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise CodesignError(f"{path}: cannot read the workload file ({e.strerror})") from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise CodesignError(f"{path}: invalid YAML{at}: {problem}") from None
+    data = params.load_yaml(path, "workload file")
     return parse_workload(data, where=str(path), default_name=path.stem)
