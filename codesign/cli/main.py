@@ -36,6 +36,9 @@ def _register() -> None:
     cli.add_command(train)
     cli.add_command(info)
     cli.add_command(map_cmd, name="map")
+    from codesign.cli.sweep_cmd import sweep_bits_cmd
+
+    cli.add_command(sweep_bits_cmd, name="sweep-bits")
 
 
 _register()

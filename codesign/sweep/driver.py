@@ -1,0 +1,95 @@
+"""``sweep_bits``: the bit-width sweep end to end (grid -> store -> executor -> results).
+
+>>> run = sweep_bits("models/teacher_fp.pt", "hw_configs/rram_physical_32nm.yaml", "mnist5k",
+...                  wbits=[2, 4, 8], ubits=[4, 8], adc_bits=[4], out="reports/s",
+...                  samples=200, workers=2)                           # doctest: +SKIP
+>>> run.results                       # the results.csv DataFrame     # doctest: +SKIP
+
+The folder ``out`` holds the store (:mod:`codesign.sweep.store`), ``results.csv``
+(:mod:`codesign.sweep.results`) and the three Pareto figures; calling again with the same
+arguments computes only what is missing, and a folder holding another sweep is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import pandas as pd
+
+from codesign.sweep.executors import open_executor
+from codesign.sweep.point import SweepPoint, make_points, manifest_for
+from codesign.sweep.results import pareto_figures, results_frame, write_results_csv
+from codesign.sweep.runner import JobSpec, RunReport, run_jobs
+from codesign.sweep.store import ResultStore
+
+
+@dataclass
+class SweepRun:
+    """A finished :func:`sweep_bits` call."""
+
+    report: RunReport
+    results: pd.DataFrame
+    out: Path
+    files: list[Path]
+    backend: str
+
+
+def evaluate_job(point: SweepPoint) -> dict[str, Any]:
+    """The executor's job: :func:`codesign.sweep.evaluate.evaluate_point` (imported in the
+    worker, so that the driver never loads torch)."""
+    from codesign.sweep.evaluate import evaluate_point
+
+    return evaluate_point(point)
+
+
+def _record(point: SweepPoint, value: dict[str, Any], seconds: float) -> dict[str, Any]:
+    return {"key": point.key, "point": point.to_dict(), "result": value,
+            "run": {"seconds": round(seconds, 3), "pid_driver": os.getpid()}}
+
+
+def _describe(point: SweepPoint, rec: dict[str, Any]) -> str:
+    r = rec["result"]
+    return (f"{point.label}: accuracy {100 * r['accuracy']:.1f} % "
+            f"[{100 * r['accuracy_ci_lo']:.1f}, {100 * r['accuracy_ci_hi']:.1f}], "
+            f"EDAP {r['edap_pj_ns_mm2']:.4g} pJ ns mm2, {rec['run']['seconds']:.1f} s")
+
+
+POINT_JOB: JobSpec[SweepPoint] = JobSpec(evaluate=evaluate_job, key=lambda p: p.key,
+                                         record=_record, describe=_describe)
+
+
+def collect(points: list[SweepPoint], store: ResultStore) -> pd.DataFrame:
+    """The results table of the points of ``points`` that ``store`` holds."""
+    return results_frame(store.get(p.key) for p in points if store.has(p.key))
+
+
+def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data: str, *,
+               wbits: list[int], ubits: list[int], adc_bits: list[Optional[int]],
+               out: Union[str, os.PathLike], samples: Optional[int] = None,
+               activity_samples: int = 64, seed: int = 0, split_seed: int = 0,
+               first_bits: Optional[int] = None, last_bits: Optional[int] = None,
+               mapping: str = "im2col", workers: Optional[int] = None,
+               scheduler: Optional[str] = None, scheduler_file: Optional[str] = None,
+               progress: bool = True, figures: bool = True) -> SweepRun:
+    """Run (or resume) the sweep ``wbits x ubits x adc_bits`` of ``model`` on ``hw``."""
+    points = make_points(model, hw, data, wbits=wbits, ubits=ubits, adc_bits=adc_bits,
+                         samples=samples, activity_samples=activity_samples, seed=seed,
+                         split_seed=split_seed, first_bits=first_bits, last_bits=last_bits,
+                         mapping=mapping)
+    out = Path(out)
+    store = ResultStore(out)
+    manifest = manifest_for(points)
+    with open_executor(workers, scheduler=scheduler, scheduler_file=scheduler_file) as backend:
+        store.bind(manifest)  # after the executor opened: a bad scheduler leaves no folder
+        report = run_jobs(points, POINT_JOB, store, backend, label="sweep-bits",
+                          progress=progress)
+        description = backend.description
+    df = collect(points, store)
+    files = [write_results_csv(df, out / "results.csv")]
+    if figures and len(df):
+        files += pareto_figures(df, out, title=f"{Path(model).name} on {Path(hw).stem}, "
+                                               f"{data}")
+    return SweepRun(report, df, out, files, description)

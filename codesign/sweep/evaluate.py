@@ -1,0 +1,150 @@
+"""Evaluate one sweep point: post-training quantization, ideal-quantized accuracy, cost.
+
+:func:`evaluate_point` is the one function a worker runs; when the crossbar simulator and the
+closed loop land, the accuracy step becomes "simulate on ``chips`` non-ideal chips" and a
+retraining step goes before it, behind the same signature.
+
+Steps for a point (all on the CPU, one torch thread, deterministic):
+
+1. **Post-training quantization.** The checkpoint's network is rebuilt with the point's
+   ``wbits`` (hidden layers; first conv / readout at ``first_bits`` / ``last_bits``, 8 bits by
+   default) and ``ubits`` (membrane register); every weight and batch-norm statistic is copied
+   and every LSQ step is re-initialised for the new grid as LSQ prescribes,
+   ``s = 2 mean|w| / sqrt(Q)`` with ``Q = 2^(b-1) - 1`` on the BN-folded weights (at least
+   ``theta / (2^(ubits-1) - 1)`` so the threshold fits the membrane register), by
+   :func:`codesign.train.recipe.prepare_model`. No retraining.
+2. **Accuracy ("ideal_quantized").** Top-1 accuracy of the fake-quantized network (integer
+   weight and membrane grids, ideal arithmetic) on ``samples`` test samples drawn with ``seed``
+   (all when ``None``), with a 95 % Wilson score interval over those samples (binomial: the
+   only randomness an ideal evaluation has is which test samples were drawn).
+3. **Cost.** Spike activity measured on ``activity_samples`` test samples (seed ``seed``) by
+   :func:`codesign.sim.activity.measure_activity`, then :func:`codesign.mapflow.map_model` at
+   the point's ``wbits``/``ubits`` (forced on every layer of the cost model) and ``adc_bits``.
+   The firing rate is spikes / (neurons x steps x samples) over every LIF layer.
+
+The model and hardware files are re-hashed first: a worker that sees different bytes than the
+driver hashed refuses the point (:class:`CodesignError`) instead of storing a wrong result.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+from codesign.errors import CodesignError
+from codesign.sweep.point import SweepPoint, file_sha256
+
+ACCURACY_KIND = "ideal_quantized"
+Z95 = 1.959963984540054
+"""Two-sided 95 % standard normal quantile."""
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``correct / n`` (fractions in [0, 1]):
+
+    ``(p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = correct / n
+    denom = 1.0 + z * z / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - half) / denom), min(1.0, (centre + half) / denom)
+
+
+@lru_cache(maxsize=4)
+def _dataset(name: str, split_seed: int, T: int, upsample: int):
+    from codesign.data import load_dataset
+
+    options = {"upsample": upsample} if upsample else {}
+    return load_dataset(name, split_seed=split_seed, T=T, **options)
+
+
+def _check_files(point: SweepPoint) -> None:
+    for what, path, want in (("model", point.model, point.model_sha256),
+                             ("hw", point.hw, point.hw_sha256)):
+        if file_sha256(path) != want:
+            raise CodesignError(f"{path}: the {what} file changed since the sweep was planned "
+                                f"(sha256 differs); start the sweep again")
+
+
+def evaluate_point(point: SweepPoint) -> dict[str, Any]:
+    """The result of one point (see the module docstring): a flat dict of JSON scalars."""
+    import torch
+
+    if point.nonideal or point.retrain or point.chips != 1:
+        raise CodesignError("sweep point: non-ideal accuracy, chips > 1 and retraining are not "
+                            "available yet")
+    _check_files(point)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _evaluate(point)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(point: SweepPoint) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from codesign.mapflow import map_model
+    from codesign.sim.activity import SPIKES, measure_activity, select_samples
+    from codesign.snn.checkpoint import read_checkpoint
+    from codesign.train.loop import predict_logits
+    from codesign.train.recipe import prepare_model
+
+    spec = read_checkpoint(point.model)["spec"]
+    size = int(spec.get("image_size", 0))
+    upsample = size if point.data == "digits" and size not in (0, 8) else 0
+    data = _dataset(point.data, point.split_seed, int(spec["T"]), upsample)
+    quant: dict[str, Any] = {"wbits": point.wbits, "ubits": point.ubits}
+    if point.first_bits is not None:
+        quant["first_bits"] = point.first_bits
+    if point.last_bits is not None:
+        quant["last_bits"] = point.last_bits
+    torch.manual_seed(point.seed)
+    net = prepare_model(None, data, init=point.model, quant=quant).eval()
+
+    idx = select_samples(len(data.y_test), point.samples, point.seed)
+    x, y = data.x_test[idx], data.y_test[idx]
+    logits = predict_logits(net, x, batch_size=250)
+    correct = int((logits.mean(0).argmax(-1) == y).sum())
+    n = int(len(y))
+    lo, hi = wilson_interval(correct, n)
+
+    activity = measure_activity(net, data.x_test, max_samples=point.activity_samples,
+                                seed=point.seed)
+    spikes = [a for name, a in activity.items() if activity.meta["kinds"].get(name) == SPIKES]
+    n_spikes = float(sum(int(np.count_nonzero(a)) for a in spikes))
+    n_sites = float(sum(a.size for a in spikes))
+    result = map_model(net, point.hw, activity=activity, mapping=point.mapping,
+                       wbits=point.wbits, ubits=point.ubits, adc_bits=point.adc_bits)
+    s = result.summary
+    adc_used = result.layers["adc_bits"].dropna()
+    syns = [syn for _, syn in net.synapses()]
+    return {
+        "accuracy_kind": ACCURACY_KIND,
+        "accuracy": correct / n,
+        "accuracy_ci_lo": lo,
+        "accuracy_ci_hi": hi,
+        "accuracy_interval": "wilson95_over_test_samples",
+        "accuracy_samples": n,
+        "correct": correct,
+        "adc_bits_used": int(adc_used.max()) if len(adc_used) else None,
+        "first_bits": syns[0].wbits,
+        "last_bits": syns[-1].wbits,
+        "energy_pj": float(s["energy_pj"]),
+        "latency_ns": float(s["latency_ns"]),
+        "area_um2": float(s["area_um2"]),
+        "area_mm2": float(s["area_mm2"]),
+        "edap_pj_ns_mm2": float(s["edap_pj_ns_mm2"]),
+        "tops_per_w": float(s["tops_per_w"]),
+        "tops_per_mm2": float(s["tops_per_mm2"]),
+        "firing_rate": n_spikes / n_sites if n_sites else float("nan"),
+        "activity_samples": int(activity.meta.get("samples", point.activity_samples)),
+        "crossbars": int(s["crossbars"]),
+        "spec_name": s.get("spec_name"),
+        "notes": list(s.get("notes", [])),
+    }
