@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -245,6 +246,7 @@ def map_model(
     T: Optional[int] = None,
     batch_size: int = 32,
     activity: Optional[dict[str, np.ndarray]] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> MapResult:
     """Map ``model`` onto ``hw`` and cost it (see the module docstring).
 
@@ -252,7 +254,8 @@ def map_model(
     ``DataSplit`` or an input array; needs a torch model (checkpoint or SpikingNet) unless
     ``activity`` is given directly. ``samples`` test samples (``None``: all) are drawn with
     ``seed``. ``dense=True`` ignores ``data``. Returns the hardware model's
-    :class:`~codesign.hw.MapResult` with ``summary["inputs"]`` added.
+    :class:`~codesign.hw.MapResult` with ``summary["inputs"]`` added. ``progress(done, total)``
+    is called after every batch of the activity measurement (samples run, samples in all).
     """
     if mapping not in MAPPING_MODES:
         raise CodesignError(f"mapping: expected one of {', '.join(MAPPING_MODES)}, got "
@@ -273,7 +276,7 @@ def map_model(
         split_used = int(split_seed if split_seed is not None else src.meta.get("split_seed", 0))
         x = load_test_inputs(data, src.model, split_seed=split_used)
         activity = measure_activity(src.model, x, batch_size=batch_size, max_samples=samples,
-                                    seed=seed)
+                                    seed=seed, progress=progress)
         act_meta = activity.meta if isinstance(activity, Activity) else {}
     result = map_network(src.graph, spec, activity=activity, mapping=mapping,
                          duplication=duplication, wbits=wbits, ubits=ubits)

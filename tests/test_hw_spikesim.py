@@ -21,8 +21,23 @@ VGG9 = dict(in_ch=[3, 64, 64, 128, 128, 256, 256], out_ch=[64, 64, 128, 128, 256
             in_dim=[32, 32, 16, 16, 8, 8, 8], out_dim=[32, 16, 16, 8, 8, 8, 4])
 
 
-def ela_reference(in_ch, out_ch, in_dim, out_dim, X=64, k=3, ppt=8, T=5, clk=250):
-    """SpikeSim ELA (rram), straight from the formulas."""
+VGG9_FACTS = {"out_dim": "post_pool", "neuron_memory_layers": 5, "membrane_bits": 22}
+"""What models/workloads/vgg9_cifar10.yaml says of its SpikeSim evaluation."""
+
+
+def with_facts(g, wbits=4, **facts):
+    """The graph with the VGG9 workload's SpikeSim facts (``facts`` override some) and
+    SpikeSim's 4-bit weights on every synaptic layer (a float layer maps at 32 bits)."""
+    g.graph["spikesim"] = {**VGG9_FACTS, **facts}
+    for n in g.nodes:
+        if g.nodes[n]["layer"].op in ("conv", "linear"):
+            g.nodes[n]["layer"].wbits = wbits
+    return g
+
+
+def ela_reference(in_ch, out_ch, in_dim, out_dim, X=64, k=3, ppt=8, T=5, clk=250, mem_layers=5):
+    """SpikeSim ELA (rram), straight from the formulas (``mem_layers``: the released script's
+    ``out_ch_list[0:5]`` neuron memory; ``None``: every layer)."""
     E_xbar, E_adc, E_mux, E_sub, E_tmp, E_tile = 1.76423, 2.03084, 0.094245, 1.15e-6, 0.2, 397
     E_htree, E_fetch, E_neuron = 19.64 * 8, 4.64, 1.274 * 4.0
     E_pe = k * k * E_xbar + X / 8 * (E_adc + E_mux)
@@ -36,7 +51,8 @@ def ela_reference(in_ch, out_ch, in_dim, out_dim, X=64, k=3, ppt=8, T=5, clk=250
     A_pe = k * k * 26.2144 + X / 8 * (693.633 + 45.9)
     A_tile = X / 8 * 13411.41498 + 484.643999 + 0.7391 * 64 * 128 + ppt * A_pe + 216830 * 2
     fmap = sum(c * d * d for c, d in zip(in_ch, in_dim, strict=True)) * 0.7391 * 22
-    neuron_mem = sum(c * d * d for c, d in zip(out_ch[:5], out_dim[:5], strict=True)) * 0.7391 * 22
+    nm = len(out_ch) if mem_layers is None else mem_layers
+    neuron_mem = sum(c * d * d for c, d in zip(out_ch[:nm], out_dim[:nm], strict=True)) * 0.7391 * 22
     area = A_tile * tiles + fmap + neuron_mem
     N = [c * d * d for c, d in zip(out_ch, out_dim, strict=True)]
     latency = (sum(int(0.75 * n) * T for n in N[:-1]) + N[-1] * T) * 26 * 1000 / clk
@@ -60,7 +76,7 @@ def test_reference_numbers_are_the_released_ones():
 
 def test_vgg9_compat_reproduces_ela(spec):
     ref = ela_reference(**VGG9)
-    r = map_network(vgg9_spikesim(T=5), spec)
+    r = map_network(with_facts(vgg9_spikesim(T=5)), spec)
     s = r.summary
     assert s["compat"] == "spikesim" and s["mapping"] == "kernel_position"
     assert s["energy_pj"] == pytest.approx(ref["energy"], rel=1e-12)
@@ -73,7 +89,7 @@ def test_vgg9_compat_reproduces_ela(spec):
 
 
 def test_per_cycle_breakdown_matches_spikesim_md(spec):
-    r = map_network(vgg9_spikesim(T=5), spec)
+    r = map_network(with_facts(vgg9_spikesim(T=5)), spec)
     cycles = 3840 * 5
     by = {k: v / cycles for k, v in r.summary["energy_by_component_pj"].items()}
     table = {"tile_buffer": 397.0, "interconnect": 157.12, "adc": 64 * 2.03084,
@@ -86,8 +102,8 @@ def test_per_cycle_breakdown_matches_spikesim_md(spec):
 
 def test_other_lists_and_time_steps(spec):
     # conv output sizes instead of post-pool sizes, and T = 2
-    g = vgg9_spikesim(T=2)
-    r = map_network(g, spec.with_overrides({"spikesim.out_dim": "conv"}))
+    g = with_facts(vgg9_spikesim(T=2), out_dim="conv")
+    r = map_network(g, spec)
     ref = ela_reference(VGG9["in_ch"], VGG9["out_ch"], VGG9["in_dim"],
                         [32, 32, 16, 16, 8, 8, 8], T=2)
     assert r.summary["energy_pj"] == pytest.approx(ref["energy"], rel=1e-12)
@@ -98,14 +114,47 @@ def test_other_lists_and_time_steps(spec):
                                  ("conv", "b", 96, 3, 1, 1), ("lif", "lb"), ("pool", "p", 2),
                                  ("conv", "c", 130, 3, 1, 1), ("lif", "lc")], T=3)
     ref3 = ela_reference([3, 32, 96], [32, 96, 130], [16, 16, 8], [16, 8, 8], T=3)
-    r3 = map_network(g3, spec)
+    r3 = map_network(with_facts(g3), spec)
     assert r3.summary["energy_pj"] == pytest.approx(ref3["energy"], rel=1e-12)
     assert r3.summary["area_um2"] == pytest.approx(ref3["area"], rel=1e-12)
     assert r3.summary["latency_ns"] == pytest.approx(ref3["latency"], rel=1e-12)
 
 
+def test_other_graphs_get_no_vgg9_facts(spec):
+    # without the workload's facts a graph is charged at its conv output sizes, with neuron
+    # memory for every layer at its own membrane bits (22 = the preset's float_ubits here)
+    g = with_facts(vgg9_spikesim(T=5))
+    del g.graph["spikesim"]
+    for n in g.nodes:
+        if g.nodes[n]["layer"].op == "lif":
+            g.nodes[n]["layer"].ubits = 22
+    s = map_network(g, spec).summary
+    ref = ela_reference(VGG9["in_ch"], VGG9["out_ch"], VGG9["in_dim"],
+                        [32, 32, 16, 16, 8, 8, 8], mem_layers=None)
+    assert s["energy_pj"] == pytest.approx(ref["energy"], rel=1e-12)
+    assert s["area_um2"] == pytest.approx(ref["area"], rel=1e-12)
+    assert s["latency_ns"] == pytest.approx(ref["latency"], rel=1e-12)
+    assert not any("facts applied" in n for n in s["notes"])
+    # conv2 at 32x32 instead of 16x16: four times the PE cycles of the released list
+    L = map_network(g, spec).layers.set_index("layer")
+    F = map_network(with_facts(vgg9_spikesim(T=5)), spec).layers.set_index("layer")
+    assert L.loc["conv2", "energy_pj"] == pytest.approx(4 * F.loc["conv2", "energy_pj"])
+
+
+def test_graph_facts_are_checked(spec):
+    g = with_facts(vgg9_spikesim(T=1), out_dim="pooled")
+    with pytest.raises(CodesignError, match="spikesim.out_dim"):
+        map_network(g, spec)
+
+
+def test_linear_only_graph_refused(spec):
+    g = seq_graph((16,), [("linear", "fc1", 8), ("lif", "l1"), ("linear", "fc2", 4)], T=2)
+    with pytest.raises(CodesignError, match="conv layers only"):
+        map_network(g, spec)
+
+
 def test_compat_extensions_follow_bits(spec):
-    g = vgg9_spikesim(T=5)
+    g = with_facts(vgg9_spikesim(T=5))
     base = map_network(g, spec).summary
     # 8-bit weights on 4-bit cells: twice the columns -> more PEs and cycles
     w8 = map_network(g, spec, wbits=8).summary
@@ -137,7 +186,7 @@ def test_compat_mode_is_dense_with_activity(spec):
 def test_compat_mixed_kernels_use_per_layer_k2(spec):
     g = seq_graph((64, 8, 8), [("conv", "a", 64, 3, 1, 1), ("lif", "la"),
                                ("conv", "b", 64, 1, 1, 0), ("lif", "lb")], T=1)
-    r = map_network(g, spec)
+    r = map_network(g, spec, wbits=4)
     assert any("kernel sizes" in n for n in r.summary["notes"])
     L = r.layers.set_index("layer")
     # same PE cycles (1 PE, 8x8 outputs); per cycle n_adc * k^2 reads: 72 for 3x3, 8 for 1x1
@@ -201,8 +250,8 @@ def _workload(name):
 def test_vgg9_workload_file_reproduces_ela(spec):
     g = _workload("vgg9_cifar10")
     ref = ela_reference(**VGG9, T=int(g.graph["T"]))
-    # SpikeSim's neuron memory is 22 bits per neuron; the workload stores 8-bit membranes
-    s = map_network(g, spec, ubits=22).summary
+    assert g.graph["spikesim"] == VGG9_FACTS     # the facts live in the workload file
+    s = map_network(g, spec).summary
     assert s["energy_pj"] == pytest.approx(ref["energy"], rel=1e-12)
     assert s["area_um2"] == pytest.approx(ref["area"], rel=1e-12)
     assert s["latency_ns"] == pytest.approx(ref["latency"], rel=1e-12)

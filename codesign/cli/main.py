@@ -29,13 +29,17 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from codesign.cli.export_cmd import export_nir
     from codesign.cli.info_cmd import info
     from codesign.cli.map_cmd import map_cmd
+    from codesign.cli.presets_cmd import presets
     from codesign.cli.train_cmd import train
 
     cli.add_command(train)
     cli.add_command(info)
     cli.add_command(map_cmd, name="map")
+    cli.add_command(export_nir)
+    cli.add_command(presets)
     from codesign.cli.sweep_cmd import sweep_bits_cmd
 
     cli.add_command(sweep_bits_cmd, name="sweep-bits")

@@ -15,6 +15,13 @@ import click
 
 from codesign.cli.options import bits_option
 from codesign.errors import CodesignError
+from codesign.io import check_out_dir
+from codesign.train.progress import Reporter
+
+#: The files :func:`codesign.report.write_report` writes: a folder holding only these is a
+#: previous report that may be replaced.
+REPORT_FILES = ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.png",
+                "area_breakdown.png")
 
 
 @click.command()
@@ -60,12 +67,20 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: 
         raise CodesignError(f"--samples {samples}: expected a positive integer")
     if seed < 0:
         raise CodesignError(f"--seed {seed}: expected a non-negative integer")
+    check_out_dir(out, REPORT_FILES)
+    measured = not dense and data_name is not None
     if not quiet:
-        what = "dense" if dense or data_name is None else f"{samples} {data_name} test samples"
+        what = f"up to {samples} {data_name} test samples" if measured else "dense"
         click.echo(f"codesign map: {model} on {hw} ({what})", err=True)
-    result = map_model(model, hw, data=data_name, samples=samples, seed=seed,
-                       split_seed=split_seed, dense=dense, mapping=mapping, wbits=wbits,
-                       ubits=ubits, adc_bits=adc_bits, dt_s=dt_s, reset=reset, T=T)
+    with Reporter("activity (samples)", samples, enabled=not quiet and measured) as bar:
+        result = map_model(model, hw, data=data_name, samples=samples, seed=seed,
+                           split_seed=split_seed, dense=dense, mapping=mapping, wbits=wbits,
+                           ubits=ubits, adc_bits=adc_bits, dt_s=dt_s, reset=reset, T=T,
+                           progress=bar.update)
+        secs = (result.summary.get("inputs") or {}).get("activity_seconds")
+        if secs is not None:
+            bar.log(f"codesign map: activity measured on {activity_text(result.summary)} "
+                    f"in {secs:.1f} s")
     paths = write_report(result, out)
     if as_json:
         click.echo(Path(paths["summary.json"]).read_text(encoding="utf-8"), nl=False)
@@ -73,6 +88,15 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: 
         print_table(result)
     if not quiet:
         click.echo(f"codesign map: wrote {', '.join(sorted(paths))} to {out}", err=True)
+
+
+def activity_text(summary: dict) -> str:
+    """``64 mnist5k test samples (seed 0)`` or ``no data: dense, every row active``."""
+    inp = summary.get("inputs") or {}
+    if inp.get("activity") != "measured":
+        return "no data: dense, every row active at every step"
+    return (f"{inp.get('samples')} {inp.get('data')} {inp.get('split') or ''} samples "
+            f"(seed {inp.get('seed')})").replace("  ", " ")
 
 
 def _fmt(v: Any, scale: float = 1.0, digits: int = 4) -> str:
@@ -108,6 +132,7 @@ def print_table(result: Any) -> None:
                   _fmt(s["area_mm2"]))
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
     console.print(table)
+    console.print(f"activity: {activity_text(s)}", highlight=False, markup=False)
     console.print(f"EDAP {_fmt(s.get('edap_pj_ns_mm2'))} {s.get('edap_unit', '')}, "
                   f"{_fmt(s.get('tops_per_w'))} TOPS/W, {_fmt(s.get('tops_per_mm2'))} TOPS/mm2; "
                   "total latency is pipelined, not the sum of the rows", highlight=False)

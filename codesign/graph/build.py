@@ -46,6 +46,7 @@ from codesign.graph.schema import (
     PoolLayer,
     Shape,
 )
+from codesign.graph.signals import edge_signal, node_out_signal
 
 LAYER_TYPES = (
     InputLayer, ConvLayer, LinearLayer, PoolLayer, FlattenLayer, AddLayer, LIFLayer, OutputLayer
@@ -194,8 +195,8 @@ class GraphBuilder:
             raise CodesignError(f"graph {self.g.graph['name']!r}: duplicate node name {name!r}")
         inputs = [self._src(None)] if inputs is None else [self._src(s) for s in inputs]
         self.g.add_node(name, layer=layer)
-        for src in inputs:
-            self.g.add_edge(src, name)
+        for src in inputs:  # the edge carries what the producer emits (graph.signals)
+            self.g.add_edge(src, name, **node_out_signal(self.g, src).attrs())
         self.last = name
         return name
 
@@ -405,7 +406,8 @@ def validate_graph(g: nx.DiGraph, *, where: Optional[str] = None) -> None:
     :class:`InputLayer` (no predecessors) whose shape equals ``input_shape``, at least one
     :class:`OutputLayer` (no successors), every node reachable from the input, one producer per
     node except :class:`AddLayer` (two or more), ``producer.out_shape == consumer in_shape`` on
-    every edge, and each node's own arithmetic (conv/pool output sizes, weight shapes, beta in
+    every edge, a known ``signal`` kind (:mod:`codesign.graph.signals`) on every edge that has
+    one, and each node's own arithmetic (conv/pool output sizes, weight shapes, beta in
     [0, 1], theta > 0, bit-widths positive).
     """
     prefix = where or f"graph {g.graph.get('name', '?')!r}"
@@ -449,6 +451,8 @@ def validate_graph(g: nx.DiGraph, *, where: Optional[str] = None) -> None:
                 bad("an output cannot feed other nodes")
         want = in_shape_of(layer)
         for src in g.predecessors(name):
+            if "signal" in g.edges[src, name]:
+                edge_signal(g, src, name)  # a known kind with valid levels
             got = tuple(g.nodes[src]["layer"].out_shape)
             if want is not None and got != tuple(want):
                 bad(f"input shape {tuple(want)} but producer {src!r} gives {got}")

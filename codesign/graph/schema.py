@@ -14,7 +14,9 @@ The SNN graph is a ``networkx.DiGraph`` whose nodes are layer names and whose no
 * ``source``        -- where the graph came from (``"checkpoint"``, ``"nir"``, ``"workload"``, ...).
 
 Shapes never include batch or time: a conv feature map is ``(C, H, W)``, a vector ``(N,)``.
-Edges run from producer to consumer; a residual ``add`` node has two predecessors.
+Edges run from producer to consumer; a residual ``add`` node has two predecessors. Every edge
+carries the kind of signal on it (``signal``: spikes, multilevel or analog, with ``levels`` and
+``static``; see :mod:`codesign.graph.signals`).
 
 Bit-widths: ``wbits`` on synaptic layers (conv, linear) is the weight precision (``None`` means
 floating point); ``ubits`` on LIF nodes is the stored membrane-potential precision (``None``

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from codesign.errors import CodesignError
+from codesign.graph import signals
 from codesign.hw import spikesim as ss
 from codesign.hw import topology as topo
 from codesign.hw.activity import (
@@ -39,14 +40,17 @@ from codesign.hw.activity import (
     row_block_activity,
     spike_counts,
 )
-from codesign.hw.components import build_components
+from codesign.hw.components import Components, build_components
 from codesign.hw.cost import (
     AREA_COMPONENTS,
     ENERGY_COMPONENTS,
     LIFInfo,
+    capacity_notes,
     layer_area_um2,
     layer_energy,
+    layer_static_power_mw,
     layer_step_latency_ns,
+    lif_step_latency_ns,
     pipeline_latency_ns,
 )
 from codesign.hw.mapping import (
@@ -129,16 +133,24 @@ def map_network(
     wbits: Optional[int] = None,
     ubits: Optional[int] = None,
     compat: Optional[str] = None,
+    static_input_once: bool = True,
 ) -> MapResult:
     """Map ``graph`` onto ``spec`` and cost it.
 
     ``activity``: ``None`` for dense mode, or node name -> tensor: each synaptic layer's input
-    ``(T, B, *in_shape)`` (binary spikes; analog for a direct-coded first layer) and each LIF
-    node's output spikes ``(T, B, *shape)`` (optional; used for output traffic and rates).
-    ``mapping``: ``im2col`` or ``kernel_position`` (``compat: spikesim`` forces the latter).
-    ``duplication``: weight copies per layer (an int for all, or a name -> int mapping).
-    ``wbits`` / ``ubits``: force every layer's weight / membrane precision (else the graph's, or
-    ``spec.precision``). ``compat``: ``none`` | ``spikesim`` (default: the spec's).
+    ``(T, B, *in_shape)`` (what its input edge's ``signal`` says: spikes, multi-level or analog)
+    and each LIF node's output spikes ``(T, B, *shape)`` (optional; used for output traffic and
+    rates). ``mapping``: ``im2col`` or ``kernel_position`` (``compat: spikesim`` forces the
+    latter). ``duplication``: weight copies per layer (an int for all, or a name -> int
+    mapping). ``wbits`` / ``ubits``: force every layer's weight / membrane precision (else the
+    graph's, or ``spec.precision``). ``compat``: ``none`` | ``spikesim`` (default: the spec's).
+    ``static_input_once``: a layer whose input is static (the image under direct encoding,
+    identical at every step) is read on the crossbars once per inference, not T times (see
+    :func:`_static_once`); ``False`` recomputes it every step.
+
+    The signal kind of every edge is the graph's (set by its builder); edges of a graph built by
+    hand without one get the builder's rules (:func:`codesign.graph.signals.annotate`, on a
+    copy).
     """
     if not isinstance(spec, HardwareSpec):
         spec = load_spec(spec)
@@ -147,51 +159,75 @@ def map_network(
         raise CodesignError(f"compat: expected one of {COMPAT_MODES}, got {compat!r}")
     if mapping not in MAPPING_MODES:
         raise CodesignError(f"mapping: expected one of {MAPPING_MODES}, got {mapping!r}")
-    g = graph
+    g = signals.annotate(graph.copy()) if signals.missing(graph) else graph
     order = topo.topo_order(g)
     synaptic = [n for n in order if topo.is_synaptic(g, n)]
     if not synaptic:
         raise CodesignError(f"graph {g.graph.get('name', '?')!r} has no conv or linear layer")
-    owners = topo.lif_owners(g, order)
-    lif_names = list(owners)
-    owned = {syn: lif for lif, syn in owners.items() if syn is not None}
+    plan = topo.neuron_plan(g, order)
     if activity is not None:
-        T = _check_activity(activity, g, synaptic, lif_names)
+        T = _check_activity(activity, g, synaptic, list(plan.producers))
     else:
         T = int(g.graph.get("T") or 1)
-    comps = build_components(spec)
-    notes: list[str] = []
-
-    def lif_info(lif: Optional[str]) -> Optional[LIFInfo]:
-        if lif is None:
-            return None
-        lay = topo.layer(g, lif)
-        spikes = None
-        if activity is not None and lif in activity:
-            spikes = spike_counts(activity[lif], tuple(lay.shape), lif)
-        return LIFInfo(lif, lay.neurons, resolve_ubits(lay, spec, ubits), spikes)
-
+    ctx = _Ctx(g, spec, build_components(spec), activity, T, ubits, [])
     if compat == "spikesim":
-        res = _spikesim(g, spec, comps, synaptic, owned, lif_info, activity, T, wbits, notes)
+        res = _spikesim(ctx, synaptic, plan, wbits)
     else:
-        res = _generic(g, spec, comps, synaptic, owned, owners, lif_info, activity, T, mapping,
-                       duplication, wbits, notes)
+        res = _generic(ctx, synaptic, plan, mapping, duplication, wbits, static_input_once)
     rows, steps, mappings, latency_ns, tiles_total = res
     layers = pd.DataFrame(rows)
     per_step = pd.DataFrame(steps)
     summary = _summary(layers, spec, compat=compat, mode="dense" if activity is None else
                        "activity", mapping="kernel_position" if compat == "spikesim" else
                        mapping, T=T, latency_ns=latency_ns, tiles=tiles_total, g=g,
-                       activity=activity, notes=notes)
+                       activity=activity, notes=ctx.notes)
     return MapResult(layers=layers, summary=summary, per_step=per_step, mappings=mappings,
                      spec=spec)
+
+
+@dataclass
+class _Ctx:
+    """What every layer's costing reads: the graph, spec, components, activity, T, the
+    membrane-bits override and the notes being collected."""
+
+    g: nx.DiGraph
+    spec: HardwareSpec
+    comps: Components
+    activity: Optional[Mapping[str, np.ndarray]]
+    T: int
+    ubits: Optional[int]
+    notes: list[str]
+
+    def lif_info(self, lifs: list[str], ubits: Optional[int] = None) -> Optional[LIFInfo]:
+        """One :class:`LIFInfo` for the populations ``lifs`` charged to one layer (their
+        neurons and measured spikes summed); ``None`` for none. ``ubits`` overrides."""
+        if not lifs:
+            return None
+        ub = self.ubits if ubits is None else ubits
+        lays = [topo.layer(self.g, n) for n in lifs]
+        bits = {resolve_ubits(lay, self.spec, ub) for lay in lays}
+        if len(bits) > 1:
+            self.notes.append(f"LIF populations {lifs} share a producer but store {sorted(bits)}"
+                              f" membrane bits: costed at {max(bits)}")
+        spikes = None
+        if self.activity is not None and all(n in self.activity for n in lifs):
+            spikes = sum(spike_counts(self.activity[n], tuple(lay.shape), n)
+                         for n, lay in zip(lifs, lays, strict=True))
+        return LIFInfo("+".join(lifs), sum(lay.neurons for lay in lays), max(bits), spikes)
+
+    def shared_info(self, lifs: list[str]) -> LIFInfo:
+        """A layer adding its currents into populations charged to another producer: no
+        neurons, updates, storage or output spikes of its own (and no sums to ship)."""
+        info = self.lif_info(lifs)
+        assert info is not None
+        return LIFInfo(info.name, 0, info.ubits, np.zeros(self.T))
 
 
 def _stats(act: BlockActivity, info: Optional[LIFInfo]) -> dict[str, float]:
     reads = float(act.reads_nonzero.sum())
     possible = act.reads_total * len(act.active_rows)
     out_rate = float("nan")
-    if info is not None and info.spikes is not None:
+    if info is not None and info.spikes is not None and info.neurons:
         out_rate = float(info.spikes.mean() / info.neurons)
     return {
         "input_spike_rate": float(act.input_rate.mean()),
@@ -202,101 +238,190 @@ def _stats(act: BlockActivity, info: Optional[LIFInfo]) -> dict[str, float]:
     }
 
 
-def _in_bits(spec: HardwareSpec, analog: bool, levels: int) -> int:
+def _in_bits(spec: HardwareSpec, sig: signals.Signal) -> int:
     """Bits per input element: analog -> the spec's input bits, multi-level spikes -> their
     bit planes, spikes -> 1."""
-    if analog:
+    if sig.kind == "analog":
         return spec.input.bits
-    return level_planes(levels) if levels > 1 else 1
+    return level_planes(sig.levels) if sig.kind == "multilevel" else 1
 
 
-def _activity_of(name, lay, m, spec, activity, T, analog, levels
-                 ) -> tuple[BlockActivity, bool]:
-    """Dense or measured row activity, and whether the input is analog (a non-binary measured
-    input of a layer the graph says gets binary spikes is taken as analog)."""
-    if activity is None:
+def _activity_of(ctx: _Ctx, name: str, lay, m: LayerMapping, sig: signals.Signal
+                 ) -> BlockActivity:
+    """Dense or measured row activity of a layer whose input edge carries ``sig``."""
+    spec, analog = ctx.spec, sig.kind == "analog"
+    levels = sig.levels if sig.kind == "multilevel" else 1
+    if ctx.activity is None:
         if analog:
             planes = spec.input.bits if spec.input.first_layer == "bit_serial" else 1
         else:
-            planes = level_planes(levels) if levels > 1 else 1
-        return dense_activity(m, T, planes), analog
-    x = np.asarray(activity[name])
-    if not analog and levels == 1 and x.dtype != bool and not bool(
-            ((x == 0) | (x == 1)).all()):
-        analog = True
-    act = row_block_activity(x, lay, m, analog=analog, scheme=spec.input.first_layer,
-                           bits=spec.input.bits, levels=levels, name=name)
-    return act, analog
+            planes = level_planes(levels)
+        return dense_activity(m, ctx.T, planes)
+    x = np.asarray(ctx.activity[name])
+    if sig.kind == "spikes" and x.dtype != bool and not bool(((x == 0) | (x == 1)).all()):
+        raise CodesignError(f"activity[{name!r}]: the graph says this layer reads binary spikes "
+                            "(its input edge's signal), but the recorded input has other values")
+    return row_block_activity(x, lay, m, analog=analog, scheme=spec.input.first_layer,
+                              bits=spec.input.bits, levels=levels, name=name)
 
 
-def _generic(g, spec, comps, synaptic, owned, owners, lif_info, activity, T, mapping,
-             duplication, wbits, notes):
+ONCE_COMPONENTS = ("array", "adc", "mux", "dac", "shift_add", "accumulator", "pe_buffer",
+                   "tile_buffer")
+"""Energy components of the crossbar read of an input: done once for a static input."""
+
+
+def _is_static(ctx: _Ctx, name: str, sig: signals.Signal) -> bool:
+    """A static input (graph) whose recorded tensor, if any, is identical at every step."""
+    if not sig.static:
+        return False
+    if ctx.activity is None:
+        return True
+    x = np.asarray(ctx.activity[name])
+    if all(np.array_equal(x[t], x[0]) for t in range(1, x.shape[0])):
+        return True
+    ctx.notes.append(f"{name}: the graph says its input is static, but the recorded input "
+                     "changes between steps: recomputed at every step")
+    return False
+
+
+def _static_once(ctx: _Ctx, m: LayerMapping, e: dict[str, np.ndarray],
+                 counts: dict[str, float], d: np.ndarray, e_spikes_ic: np.ndarray,
+                 lif_ns: float) -> None:
+    """Cost a layer with a static input as computed once (in place).
+
+    Under direct encoding the image is the same at every step, so its crossbar reads, ADC
+    conversions, shift-adds, accumulations and buffer traffic (``ONCE_COMPONENTS``) and the
+    input's interconnect traffic happen at step 0 only. The layer's output currents are held
+    and re-read from the PE buffer at each later step (``outputs * acc_width`` bits), and the
+    LIF still updates, stores and fires every step (``neuron``, ``membrane`` and spike traffic
+    ``e_spikes_ic`` unchanged). Later steps take the LIF update time ``lif_ns`` only.
+    """
+    for k in ONCE_COMPONENTS:
+        e[k][1:] = 0.0
+    held_bits = m.groups * m.out_per_group * m.positions * counts["accumulator_width"]
+    e["pe_buffer"][1:] = ctx.comps.pe_buffer.energy_for_bits(held_bits)
+    e["interconnect"][1:] = e_spikes_ic[1:]
+    for k in ("crossbar_reads", "row_block_reads", "active_rows", "adc_conversions",
+              "accumulator_ops"):
+        if k in counts:
+            counts[k] /= ctx.T
+    d[1:] = lif_ns
+
+
+def _generic(ctx: _Ctx, synaptic, plan: topo.NeuronPlan, mapping, duplication, wbits,
+             static_once: bool):
+    g, spec, comps, T = ctx.g, ctx.spec, ctx.comps, ctx.T
     maps = {n: map_layer(topo.layer(g, n), spec, name=n, mode=mapping,
                          duplication=_dup_of(duplication, n), wbits=wbits) for n in synaptic}
     share = spec.hierarchy.share_tiles
     total_pes = sum(m.pes for m in maps.values())
     tiles_total = (math.ceil(total_pes / spec.hierarchy.pes_per_tile) if share
                    else sum(m.tiles for m in maps.values()))
-    rows, steps, lat_steps = [], [], []
+    rows, steps, lat_steps, static_mw = [], [], [], []
+    static_layers = []
     for n in synaptic:
         lay, m = topo.layer(g, n), maps[n]
-        analog = topo.analog_input(g, n)
-        levels = 1 if analog else topo.input_levels(g, n)
-        act, analog = _activity_of(n, lay, m, spec, activity, T, analog, levels)
-        info = lif_info(owned.get(n))
+        sig = signals.input_signal(g, n)
+        analog = sig.kind == "analog"
+        act = _activity_of(ctx, n, lay, m, sig)
+        if plan.primary.get(n):
+            info = ctx.lif_info(plan.primary[n])
+        elif plan.shared.get(n):
+            info = ctx.shared_info(plan.shared[n])
+        else:
+            info = None
         in_elems = int(np.prod(lay.in_shape))
-        e, counts = layer_energy(m, act, comps, spec, info, analog=analog,
-                                 in_bits=_in_bits(spec, analog, levels), in_elements=in_elems,
-                                 tiles_total=tiles_total)
+        in_bits = _in_bits(spec, sig)
+        e, counts = layer_energy(m, act, comps, spec, info, analog=analog, in_bits=in_bits,
+                                 in_elements=in_elems, tiles_total=tiles_total)
         if analog:
             counts["sops"] = float(lay.macs_per_step * T)
         tiles_l = tiles_total * m.pes / total_pes if share else float(m.tiles)
         d = layer_step_latency_ns(m, act, comps, spec, info, tiles_l)
+        once = static_once and T > 1 and _is_static(ctx, n, sig)
+        if once:
+            e_spk, _ = layer_energy(m, act, comps, spec, info, analog=False, in_bits=in_bits,
+                                    in_elements=in_elems, tiles_total=tiles_total)
+            _static_once(ctx, m, e, counts, d, e_spk["interconnect"],
+                         lif_step_latency_ns(comps, spec, info, tiles_l))
+            static_layers.append(n)
         lat_steps.append(d)
-        area = layer_area_um2(comps, spec, tiles_l, info,
-                              dac=analog and spec.input.first_layer == "dac")
-        rows.append(_row(n, lay, m, spec, info, analog, T, e, counts, float(d.sum()), area,
-                         tiles_l, _stats(act, info), planes=act.planes))
+        area = layer_area_um2(comps, spec, m, tiles_l, info,
+                              dac=analog and spec.input.first_layer == "dac", planes=act.planes)
+        static_mw.append(layer_static_power_mw(comps, m, tiles_l))
+        ctx.notes.extend(capacity_notes(n, m, comps, act.planes, spec,
+                                        in_bits=in_elems * in_bits, tiles=tiles_l))
+        row = _row(n, lay, m, spec, info, analog, T, e, counts, float(d.sum()), area, tiles_l,
+                   _stats(act, info), planes=act.planes)
+        row.update(input_signal=sig.kind, input_levels=sig.levels, static_once=once,
+                   lif_shared=bool(plan.shared.get(n)) and not plan.primary.get(n))
+        rows.append(row)
         steps.extend(_step_rows(n, e, d, act, info))
-    for lif, owner in owners.items():  # LIF populations fed by no synaptic layer
-        if owner is not None:
+    if static_layers:
+        ctx.notes.append(f"static input computed once: {static_layers} read(s) an input that is "
+                         f"identical at every step (direct encoding), so the crossbar reads, "
+                         f"ADC conversions and buffer traffic happen once per inference, not "
+                         f"T = {T} times; the held currents are re-read each step "
+                         "(static_input_once=False recomputes)")
+    for lif, prods in plan.producers.items():  # LIF populations fed by no synaptic layer
+        if prods:
             continue
-        info = lif_info(lif)
+        info = ctx.lif_info([lif])
         e = {k: np.zeros(T) for k in ENERGY_COMPONENTS}
         e["neuron"] = np.full(T, info.neurons * comps.lif(info.ubits).energy_pj)
         e["membrane"] = np.full(T, info.neurons * comps.membrane(info.ubits).energy_pj)
         area = {k: 0.0 for k in AREA_COMPONENTS}
         area["membrane"] = info.neurons * comps.membrane(info.ubits).area_um2
         rows.append(_lif_row(lif, info, e, area, T))
-        notes.append(f"LIF {lif!r} has no synaptic producer: costed for updates and membrane "
-                     "storage only")
+        ctx.notes.append(f"LIF {lif!r} has no synaptic producer: costed for updates and membrane "
+                         "storage only")
+    shared = {n: v for n, v in plan.shared.items() if not plan.primary.get(n)}
+    if shared:
+        ctx.notes.append("shared neurons: " + "; ".join(
+            f"{n} adds into {'+'.join(v)} (charged to {plan.producers[v[0]][0]})"
+            for n, v in shared.items()))
     latency = pipeline_latency_ns(lat_steps, spec.hierarchy.pipeline)
+    for r, p_mw in zip(rows, static_mw):  # leakage: static power x inference latency
+        r["static_power_mw"] = p_mw
+        r["energy_leakage_pj"] = p_mw * latency
+        r["energy_pj"] += r["energy_leakage_pj"]
     return rows, steps, maps, latency, tiles_total
 
 
-def _spikesim(g, spec, comps, synaptic, owned, lif_info, activity, T, wbits, notes):
+def _spikesim(ctx: _Ctx, synaptic, plan: topo.NeuronPlan, wbits):
+    g, spec, comps, T = ctx.g, ctx.spec, ctx.comps, ctx.T
+    facts = ss.graph_facts(g)
     convs = [n for n in synaptic if topo.layer(g, n).op == "conv"]
+    if not convs:
+        raise CodesignError(f"graph {g.graph.get('name', '?')!r} on {spec.file or spec.name}: "
+                            "compat: spikesim costs conv layers only (SpikeSim's ELA has no "
+                            "linear layers) and this graph has none; use a preset without "
+                            "compat: spikesim")
     skipped = [n for n in synaptic if n not in convs]
     if skipped:
-        notes.append(f"compat spikesim: linear layers {skipped} not costed (SpikeSim's ELA has "
-                     "conv layers only)")
-    if activity is not None:
-        notes.append("compat spikesim is dense: measured activity is reported, not costed")
+        ctx.notes.append(f"compat spikesim: linear layers {skipped} not costed (SpikeSim's ELA "
+                         "has conv layers only)")
+    if ctx.activity is not None:
+        ctx.notes.append("compat spikesim is dense: measured activity is reported, not costed")
+    ctx.notes.extend(ss.facts_notes(facts))
+    ub_override = ctx.ubits if ctx.ubits is not None else facts.membrane_bits
     maps, layers = {}, []
+    infos = {}
     for n in convs:
         lay = topo.layer(g, n)
         k2 = lay.kernel_size[0] * lay.kernel_size[1]
         m = map_layer(lay, spec, name=n, mode="kernel_position", wbits=wbits,
                       crossbars_per_pe=k2)
         maps[n] = m
-        out_hw = (topo.post_pool_hw(g, n) if spec.spikesim is not None
-                  and spec.spikesim.out_dim == "post_pool" else tuple(lay.out_shape[1:]))
-        info = lif_info(owned.get(n))
-        ub = info.ubits if info is not None else resolve_ubits(None, spec)
+        out_hw = (topo.post_pool_hw(g, n) if facts.out_dim == "post_pool"
+                  else tuple(lay.out_shape[1:]))
+        info = ctx.lif_info(plan.primary.get(n) or plan.shared.get(n) or [], ub_override)
+        infos[n] = info
+        ub = info.ubits if info is not None else resolve_ubits(None, spec, ub_override)
         layers.append(ss.SpikeSimLayer(n, m, lay.in_channels, lay.out_channels,
                                        tuple(lay.in_shape[1:]), out_hw, ub))
-    notes.extend(ss.check_layers(layers, spec))
-    areas, n_tiles = ss.network_area_um2(layers, spec, comps)
+    ctx.notes.extend(ss.check_layers(layers, spec))
+    areas, n_tiles = ss.network_area_um2(layers, spec, comps, facts.neuron_memory_layers)
     latency, busy = ss.network_latency_ns(layers, spec, T)
     total_pes = max(sum(ss.pes(x) for x in layers), 1)
     rows, steps = [], []
@@ -305,14 +430,16 @@ def _spikesim(g, spec, comps, synaptic, owned, lif_info, activity, T, wbits, not
         lay = topo.layer(g, n)
         e, counts = ss.layer_energy(lay_ss, spec, comps, T)
         counts["sops"] = float(lay.macs_per_step * T)
-        info = lif_info(owned.get(n))
-        analog = topo.analog_input(g, n)
-        levels = 1 if analog else topo.input_levels(g, n)
-        act, analog = _activity_of(n, lay, m, spec, activity, T, analog, levels)
+        info = infos[n]
+        sig = signals.input_signal(g, n)
+        act = _activity_of(ctx, n, lay, m, sig)
         tiles_l = n_tiles * ss.pes(lay_ss) / total_pes
         d = np.full(T, busy[n] / T)
-        rows.append(_row(n, lay, m, spec, info, analog, T, e, counts, busy[n], areas[n],
-                         tiles_l, _stats(act, info), pes=ss.pes(lay_ss), planes=act.planes))
+        row = _row(n, lay, m, spec, info, sig.kind == "analog", T, e, counts, busy[n],
+                   areas[n], tiles_l, _stats(act, info), pes=ss.pes(lay_ss), planes=act.planes)
+        row.update(input_signal=sig.kind, input_levels=sig.levels, static_once=False,
+                   lif_shared=False)
+        rows.append(row)
         steps.extend(_step_rows(n, e, d, act, info))
     return rows, steps, maps, latency, n_tiles
 
@@ -331,9 +458,14 @@ def _row(n, lay, m: LayerMapping, spec, info, analog, T, e, counts, latency_ns, 
         "pes": m.pes if pes is None else pes, "tiles": tiles, "duplication": m.duplication,
         "utilisation": m.utilisation, "analog_input": bool(analog),
         "input_planes": int(planes),
+        "mapped_as": m.describe(),
         "adc_bits": spec.adc.bits,
-        "adc_bits_lossless": lossless_adc_bits(min(max(m.block_rows), m.xbar_rows),
-                                               spec.bits_per_cell),
+        "adc_bits_lossless": lossless_adc_bits(
+            min(max(m.block_rows), m.xbar_rows), spec.bits_per_cell,
+            spec.input.bits if analog and spec.input.first_layer == "dac" else 1),
+        "shift_add_width": counts.get("shift_add_width", float("nan")),
+        "accumulator_width": counts.get("accumulator_width", float("nan")),
+        "partial_sum_bits": counts.get("partial_sum_bits", 0.0),
         "macs_per_step": int(lay.macs_per_step), "ops": 2.0 * lay.macs_per_step * T,
         "sops": counts.get("sops", float("nan")),
         **stats,
@@ -379,7 +511,7 @@ def _step_rows(n, e, d, act: BlockActivity, info) -> list[dict[str, Any]]:
             "input_spike_rate": float(act.input_rate[t]),
             "output_spike_rate": (float(info.spikes[t] / info.neurons)
                                   if info is not None and info.spikes is not None
-                                  else float("nan")),
+                                  and info.neurons else float("nan")),
         })
     return out
 
@@ -434,5 +566,7 @@ def _summary(layers: pd.DataFrame, spec: HardwareSpec, *, compat, mode, mapping,
                                    for k in ENERGY_COMPONENTS},
         "area_by_component_um2": {k: float(layers[f"area_{k}_um2"].sum())
                                   for k in AREA_COMPONENTS},
+        "layer_mapping": {str(r["layer"]): r["mapped_as"] for _, r in layers.iterrows()
+                          if isinstance(r.get("mapped_as"), str)},
         "notes": notes,
     }

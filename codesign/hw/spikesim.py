@@ -11,8 +11,8 @@ cells; larger ``wbits`` widen the layer, the extension MD-SNN presumably made [I
   (The ELA takes one ``k`` for the network; with mixed kernels, e.g. ResNet 1x1 shortcuts,
   each layer uses its own ``k^2`` -- an extension, noted in the summary.)
 * PE cycles per step: ``cyc_l = ceil(Cout*cpw/X_c) * ceil(Cin/X_r) * dim_l^2`` with ``dim_l`` the
-  output size after the following pooling (``spikesim.out_dim: post_pool``, as the released
-  VGG9 lists) or the conv output (``conv``). Energy ``E_l = cyc_l * T * E_cycle`` where, per PE
+  conv output size, or the size after the following pooling where the *graph* says so
+  (see "Network facts" below). Energy ``E_l = cyc_l * T * E_cycle`` where, per PE
   cycle, the actions are ``n_adc * k^2`` crossbar reads, ``n_adc^2`` conversions and mux
   switches, ``n_adc * sub_ops_per_adc`` subtractions, ``n_adc`` temp-buffer accesses and one
   tile-buffer access, H-tree transfer, memory fetch and neuron update:
@@ -20,7 +20,8 @@ cells; larger ``wbits`` widen the layer, the extension MD-SNN presumably made [I
   + n_adc (16 E_Sub + E_TempBuf) + E_TileBuf`` (828.486 pJ for the 65 nm preset, X=64, k=3).
 * Area: ``A_PE = k^2 A_xbar + n_adc (A_ADC + A_MUX)``, ``A_tile = n_adc A_Sub + A_TempBuf +
   A_TileBuf + pes_per_tile A_PE + A_Htree``, ``A = tiles A_tile + sum_l Cin H W fmap_bits
-  A_bit + sum_{l < neuron_memory_layers} Cout dim_l^2 ubits A_membrane_bit``.
+  A_bit + sum_l Cout dim_l^2 ubits A_membrane_bit`` (the last sum over the first
+  ``neuron_memory_layers`` layers where the graph says so).
 * Latency: ``PE_cycle = pe_cycle_clocks * 1000 / f_MHz``; with ``N_l = Cout dim_l^2``,
   ``latency = (sum_{l<L} floor(overlap N_l) T + N_L T) * PE_cycle`` -- one PE cycle per output
   neuron per step, 75 % overlap, independent of the crossbar size.
@@ -28,13 +29,22 @@ cells; larger ``wbits`` widen the layer, the extension MD-SNN presumably made [I
 The ELA is dense (no sparsity, weight or ADC bits, or node). Here the per-action constants
 still follow the spec's bit laws (ADC bits, membrane bits), so a spec at SpikeSim's values
 reproduces SpikeSim exactly and a changed spec moves the numbers the way the generic model
-would. Linear layers are not costed (the ELA has none); measured activity is only reported.
+would. Linear layers are not costed (the ELA has none; a graph without conv layers is
+refused); measured activity is only reported.
+
+Network facts. The released script's layer lists carry three facts of *its* VGG9 evaluation, not
+of SpikeSim's hardware: conv2/4/7 are charged at their post-pooling output size, only the first
+5 layers get neuron-memory area, and every neuron stores 22 bits. They belong to that network,
+so they live in its workload file (``models/workloads/vgg9_cifar10.yaml``), as the graph
+attribute ``graph.graph["spikesim"]`` (:class:`GraphFacts`), and any other graph is costed at
+its conv output sizes, with membrane memory for every layer at its own ``ubits``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -43,6 +53,52 @@ from codesign.hw.components import Components
 from codesign.hw.cost import AREA_COMPONENTS, ENERGY_COMPONENTS
 from codesign.hw.mapping import LayerMapping
 from codesign.hw.spec import HardwareSpec
+
+OUT_DIMS = ("conv", "post_pool")
+FACT_KEYS = ("out_dim", "neuron_memory_layers", "membrane_bits")
+
+
+@dataclass(frozen=True)
+class GraphFacts:
+    """Facts of one network's SpikeSim evaluation (the graph's ``spikesim`` attribute)."""
+
+    out_dim: str = "conv"
+    """``conv``: each conv layer is charged at its output size; ``post_pool``: at the size after
+    the pooling that follows it (the released VGG9 lists)."""
+    neuron_memory_layers: Optional[int] = None
+    """Only the first N conv layers get neuron-memory area (5 in the released VGG9 script);
+    ``None``: all."""
+    membrane_bits: Optional[int] = None
+    """Membrane bits charged per neuron under compat spikesim (22 in the released script);
+    ``None``: each LIF's own ``ubits``. An explicit ``ubits`` override still wins."""
+
+
+def graph_facts(g) -> GraphFacts:
+    """The :class:`GraphFacts` of graph ``g`` (defaults when it has none), checked."""
+    raw = g.graph.get("spikesim") or {}
+    where = f"graph {g.graph.get('name', '?')!r}: spikesim"
+    if not isinstance(raw, dict) or any(k not in FACT_KEYS for k in raw):
+        raise CodesignError(f"{where}: expected a mapping with keys among "
+                            f"{', '.join(FACT_KEYS)}, got {raw!r}")
+    out_dim = raw.get("out_dim", "conv")
+    if out_dim not in OUT_DIMS:
+        raise CodesignError(f"{where}.out_dim: expected one of {', '.join(OUT_DIMS)}, got "
+                            f"{out_dim!r}")
+    for k, low in (("neuron_memory_layers", 0), ("membrane_bits", 1)):
+        v = raw.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            raise CodesignError(f"{where}.{k}: expected an integer >= {low} or null, got {v!r}")
+    return GraphFacts(out_dim, raw.get("neuron_memory_layers"), raw.get("membrane_bits"))
+
+
+def facts_notes(f: GraphFacts) -> list[str]:
+    """Summary notes saying which network facts were applied."""
+    if f == GraphFacts():
+        return []
+    mem = "all" if f.neuron_memory_layers is None else f"the first {f.neuron_memory_layers}"
+    bits = "per LIF" if f.membrane_bits is None else f.membrane_bits
+    return [f"compat spikesim: the graph's SpikeSim facts applied: output size {f.out_dim}, "
+            f"neuron memory for {mem} conv layers, membrane bits {bits}"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +111,7 @@ class SpikeSimLayer:
     out_channels: int
     in_hw: tuple[int, int]
     out_hw: tuple[int, int]
-    """Output size charged (post-pool or conv, per ``spikesim.out_dim``)."""
+    """Output size charged (conv output, or post-pool per the graph's ``out_dim``)."""
     ubits: int
 
 
@@ -141,14 +197,16 @@ def layer_energy(lay: SpikeSimLayer, spec: HardwareSpec, comps: Components, T: i
     return e, counts
 
 
-def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Components
+def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Components,
+                     neuron_memory_layers: Optional[int] = None
                      ) -> tuple[dict[str, dict[str, float]], int]:
     """Area by component per layer and the tile count.
 
     Tiles are packed (``ceil(sum PEs / pes_per_tile)``); tile-level parts are shared in
     proportion to PEs and every PE slot of the built tiles is charged: a layer's PEs are scaled
     by ``fill = tiles * pes_per_tile / sum PEs`` (exactly SpikeSim's ``tiles * A_tile`` when all
-    layers share one ``k``).
+    layers share one ``k``). Neuron memory is charged for the first ``neuron_memory_layers``
+    layers (``None``: all).
     """
     ss = spec.spikesim
     a_adc = n_adc(spec)
@@ -170,8 +228,7 @@ def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Com
         a["interconnect"] = share * comps.interconnect.area_um2
         a["fmap_memory"] = (lay.in_channels * lay.in_hw[0] * lay.in_hw[1] * ss.fmap_bits
                             * ss.fmap_bit_area_um2)  # type: ignore[union-attr]
-        limit = ss.neuron_memory_layers  # type: ignore[union-attr]
-        if limit is None or i < limit:
+        if neuron_memory_layers is None or i < neuron_memory_layers:
             a["membrane"] = (lay.out_channels * lay.out_hw[0] * lay.out_hw[1] * lay.ubits
                              * comps.membrane(1).area_um2)
         out[lay.name] = a

@@ -1,18 +1,21 @@
-"""Graph walks the cost model needs (which LIF a layer feeds, analog inputs, pooled sizes).
+"""Graph walks the cost model needs: which LIF population each synaptic layer feeds, and the
+post-pooling output size that SpikeSim's released VGG9 lists use.
 
 The graph is the ``networkx.DiGraph`` of :mod:`codesign.graph.schema`. "Pass-through" nodes are
-those that neither weigh (conv, linear) nor fire (LIF): pooling, flatten, add, output.
+those that neither weigh (conv, linear) nor fire (LIF): pooling, flatten, add, output. What each
+edge carries (spikes, multi-level, analog) is on the edge itself (:mod:`codesign.graph.signals`).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Optional
 
 import networkx as nx
 
 from codesign.errors import CodesignError
-from codesign.graph.schema import SYNAPTIC_OPS, InputLayer, LIFLayer, PoolLayer
+from codesign.graph.schema import SYNAPTIC_OPS, LIFLayer, PoolLayer
 
 
 def layer(g: nx.DiGraph, node: str):
@@ -40,65 +43,61 @@ def is_lif(g: nx.DiGraph, node: str) -> bool:
     return isinstance(layer(g, node), LIFLayer)
 
 
-def _walk(g: nx.DiGraph, start: str, forward: bool):
-    """Breadth-first over pass-through nodes from ``start``; yields every node reached
-    (synaptic and LIF nodes are yielded but not walked through)."""
-    nxt = g.successors if forward else g.predecessors
-    seen = {start}
-    todo = deque(nxt(start))
+@dataclass(frozen=True)
+class NeuronPlan:
+    """Which synaptic layer each LIF population is charged to.
+
+    A population fed by several synaptic layers (a residual block: ``conv2`` and the 1x1
+    ``shortcut`` into one ``add``, then a LIF) is one set of neurons: every producer adds its
+    currents into the same membranes (its accumulations are its own), and the population's
+    updates, membrane storage and output spikes are charged once, to its *primary* producer:
+    the nearest one (fewest pass-through nodes between), ties broken by the most MACs per step,
+    then the topologically latest. The others *share* it. A synaptic layer reaching no LIF is a
+    readout: its sums leave the network.
+    """
+
+    primary: dict[str, list[str]]
+    """synaptic layer -> the LIF populations charged to it."""
+    shared: dict[str, list[str]]
+    """synaptic layer -> LIF populations it feeds that are charged to another producer."""
+    producers: dict[str, list[str]]
+    """LIF -> its synaptic producers, primary first (empty: fed by no synaptic layer)."""
+
+
+def _producers_by_hops(g: nx.DiGraph, lif: str) -> list[tuple[str, int]]:
+    """Synaptic layers whose outputs reach ``lif`` through pass-through nodes only, with the
+    number of pass-through nodes in between (breadth-first: the fewest)."""
+    seen = {lif}
+    todo = deque((m, 0) for m in g.predecessors(lif))
+    out: list[tuple[str, int]] = []
     while todo:
-        n = todo.popleft()
+        n, hops = todo.popleft()
         if n in seen:
             continue
         seen.add(n)
-        yield n
-        if not (is_synaptic(g, n) or is_lif(g, n)):
-            todo.extend(nxt(n))
+        if is_synaptic(g, n):
+            out.append((n, hops))
+        elif not is_lif(g, n):
+            todo.extend((m, hops + 1) for m in g.predecessors(n))
+    return out
 
 
-def lif_owners(g: nx.DiGraph, order: Optional[list[str]] = None) -> dict[str, Optional[str]]:
-    """LIF node -> the synaptic layer whose output it integrates (the topologically last of its
-    nearest synaptic producers, reached through pass-through nodes), or ``None``."""
+def neuron_plan(g: nx.DiGraph, order: Optional[list[str]] = None) -> NeuronPlan:
+    """The :class:`NeuronPlan` of ``g``."""
     order = order or topo_order(g)
     rank = {n: i for i, n in enumerate(order)}
-    owners: dict[str, Optional[str]] = {}
+    primary: dict[str, list[str]] = {}
+    shared: dict[str, list[str]] = {}
+    producers: dict[str, list[str]] = {}
     for n in order:
-        if is_lif(g, n):
-            prods = [m for m in _walk(g, n, forward=False) if is_synaptic(g, m)]
-            owners[n] = max(prods, key=rank.__getitem__) if prods else None
-    return owners
-
-
-def fed_by_input(g: nx.DiGraph, node: str) -> bool:
-    """True when ``node`` reads the network input directly (through pass-through nodes only)."""
-    return any(isinstance(layer(g, m), InputLayer) for m in _walk(g, node, forward=False))
-
-
-def analog_input(g: nx.DiGraph, node: str) -> bool:
-    """True when the layer's input is analog: the network input under ``direct`` encoding."""
-    return g.graph.get("encoding", "direct") == "direct" and fed_by_input(g, node)
-
-
-def input_levels(g: nx.DiGraph, node: str) -> int:
-    """Non-zero levels of a layer's spike input: the product of the window areas of the
-    average (or sum) poolings between it and the LIF nodes that fire into it (an average of
-    ``k*k`` spikes takes ``k*k + 1`` values); 1 for plain binary spikes."""
-    best = 1
-    stack = [(m, 1) for m in g.predecessors(node)]
-    seen: set[str] = set()
-    while stack:
-        n, levels = stack.pop()
-        if n in seen:
+        if not is_lif(g, n):
             continue
-        seen.add(n)
-        lay = layer(g, n)
-        if is_synaptic(g, n) or is_lif(g, n) or isinstance(lay, InputLayer):
-            best = max(best, levels)
-            continue
-        if isinstance(lay, PoolLayer) and lay.kind in ("avg", "sum"):
-            levels *= int(lay.kernel_size[0]) * int(lay.kernel_size[1])
-        stack.extend((m, levels) for m in g.predecessors(n))
-    return best
+        prods = sorted(_producers_by_hops(g, n), key=lambda p: (
+            p[1], -int(layer(g, p[0]).macs_per_step), -rank[p[0]]))
+        producers[n] = [p for p, _ in prods]
+        for i, (p, _) in enumerate(prods):
+            (primary if i == 0 else shared).setdefault(p, []).append(n)
+    return NeuronPlan(primary, shared, producers)
 
 
 def post_pool_hw(g: nx.DiGraph, node: str) -> tuple[int, int]:

@@ -28,7 +28,7 @@ each tensor is.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -148,6 +148,7 @@ def measure_activity(
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_samples: Optional[int] = DEFAULT_MAX_SAMPLES,
     seed: int = 0,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> Activity:
     """Record every synaptic layer's input and every LIF's output spikes on data ``x``.
 
@@ -156,7 +157,8 @@ def measure_activity(
     ``seed`` (see the module docstring). Returns an :class:`Activity`: node name -> array of
     shape ``(T, B, ...)``, ``bool`` for binary tensors and ``float32`` otherwise, with
     ``meta = {seed, indices, samples, T, batch_size, encoding, kinds, seconds}``.
-    The model's training mode is restored afterwards.
+    The model's training mode is restored afterwards. ``progress(done, total)``, when given,
+    is called after every batch with the number of samples run so far and in all.
     """
     _check_args(model, batch_size, max_samples, seed)
     xt = torch.as_tensor(x)
@@ -175,6 +177,8 @@ def measure_activity(
             for lo in range(0, len(idx), batch_size):
                 xb = xt[torch.as_tensor(idx[lo:lo + batch_size])].to(device)
                 model(xb)
+                if progress is not None:
+                    progress(min(lo + batch_size, len(idx)), len(idx))
     finally:
         rec.remove()
         model.train(was_training)

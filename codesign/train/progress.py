@@ -1,4 +1,4 @@
-"""Progress on stderr: a rich bar on a terminal, one plain line per epoch otherwise."""
+"""Progress on stderr: a rich bar on a terminal, plain lines (one per epoch or run) otherwise."""
 
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ class Reporter:
     def advance(self) -> None:
         if self.progress is not None and self.task is not None:
             self.progress.advance(self.task)
+
+    def update(self, done: int, total: int) -> None:
+        """Set the bar to ``done`` of ``total`` units (for callers that report absolute
+        progress, e.g. samples run so far)."""
+        self.total = total
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=done, total=total)
 
     def log(self, line: str) -> None:
         if self.enabled:
