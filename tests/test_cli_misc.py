@@ -181,3 +181,38 @@ def test_map_bad_flags_one_line(tmp_path: Path, bad) -> None:
               "--out", tmp_path / "o"])
     _one_line_error(r, bad[0])
     assert not (tmp_path / "o").exists()
+
+
+pytest_plugins = ["pytester"]
+
+PEER_TEST = '''
+import pytest
+
+def test_peer():
+    pytest.importorskip("snntorch.no_such_module_for_this_test")
+
+def test_other():
+    pytest.importorskip("no_such_module_for_this_test")
+'''
+
+
+@pytest.mark.parametrize("require", ["1", None])
+def test_missing_peer_fails_when_required(pytester, monkeypatch, require) -> None:
+    """The conftest hook turns a peer skip into a failure under CODESIGN_REQUIRE_PEERS=1 (as
+    .ci/run sets), and leaves other skips, and peer skips without the variable, alone."""
+    if require is None:
+        monkeypatch.delenv("CODESIGN_REQUIRE_PEERS", raising=False)
+    else:
+        monkeypatch.setenv("CODESIGN_REQUIRE_PEERS", require)
+    pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makepyfile(test_peers=PEER_TEST)
+    res = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    if require:
+        res.assert_outcomes(failed=1, skipped=1)
+    else:
+        res.assert_outcomes(skipped=2)
+
+
+def test_ci_requires_peers() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "CODESIGN_REQUIRE_PEERS=1" in ci
