@@ -13,7 +13,11 @@ On-disk format (write it with ``numpy.savez`` / ``numpy.savez_compressed``):
 * event frames ``(N, T, 2, H, W)`` (channel 0 = ON, 1 = OFF), any numeric or bool type with
   values in ``{0, 1}`` (binarise counts first, e.g. ``(counts > 0)``).
 
-``y`` arrays are 1-D integer labels ``0..K-1`` (one per sample), ``K = max label + 1``. Object
+``y`` arrays are 1-D integer labels ``0..K-1`` (one per sample), ``K = max label + 1 <=
+MAX_CLASSES`` (10000, :mod:`codesign.params`: no million-class readout from one stray label);
+with a file split every test label must also occur among the training labels. Image sides are
+at most ``MAX_IMAGE_SIZE`` (4096), channels at most ``MAX_CHANNELS``, event steps at most
+``MAX_T`` (10000). Object
 arrays are refused (files are read with ``allow_pickle=False``). Every problem raises
 :class:`~codesign.errors.CodesignError` naming the file, the key and what was expected.
 """
@@ -26,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from codesign import params
 from codesign.data.split import DataSplit, from_arrays, make_split
 from codesign.errors import CodesignError
 
@@ -68,6 +73,14 @@ def _inputs(path: Path, key: str, x: np.ndarray) -> tuple[np.ndarray, str]:
         raise CodesignError(f"{where} has shape {x.shape}; expected {_EXPECTED_X}")
     if x.shape[0] == 0:
         raise CodesignError(f"{where} has no samples (shape {x.shape})")
+    h, w = x.shape[-2:]
+    c = x.shape[1] if x.ndim == 4 else 1
+    if (max(h, w) > params.MAX_IMAGE_SIZE or c > params.MAX_CHANNELS
+            or (x.ndim == 5 and x.shape[1] > params.MAX_T)):
+        raise CodesignError(
+            f"{where} has shape {x.shape}; expected image sides <= {params.MAX_IMAGE_SIZE}, "
+            f"channels <= {params.MAX_CHANNELS} and time steps <= {params.MAX_T}"
+        )
     if x.dtype.kind not in "biuf":
         raise CodesignError(f"{where} has dtype {x.dtype}; expected numbers (uint8, float, bool)")
     if x.ndim == 5:
@@ -109,6 +122,11 @@ def _labels(path: Path, key: str, y: np.ndarray, x_key: str, n: int) -> np.ndarr
         )
     if len(y) and y.min() < 0:
         raise CodesignError(f"{where} has negative label {y.min()}; expected labels 0..K-1")
+    if len(y) and y.max() >= params.MAX_CLASSES:
+        raise CodesignError(
+            f"{where} has label {y.max()}; expected labels 0..{params.MAX_CLASSES - 1} "
+            f"(at most {params.MAX_CLASSES} classes)"
+        )
     return y.astype(np.int64)
 
 
@@ -138,6 +156,12 @@ def load_npz(spec: str, *, split_seed: int, test_fraction: float) -> DataSplit:
             )
         y_train = _labels(path, "y_train", arrays["y_train"], "x_train", len(x_train))
         y_test = _labels(path, "y_test", arrays["y_test"], "x_test", len(x_test))
+        unseen = np.setdiff1d(np.unique(y_test), np.unique(y_train))
+        if unseen.size:
+            raise CodesignError(
+                f"{path}: array 'y_test' has label(s) {unseen[:5].tolist()} that never occur in "
+                "'y_train'; expected test labels among the training classes"
+            )
         n_total = len(y_train) + len(y_test)
         meta.update(split="file", split_seed=None, test_fraction=len(y_test) / n_total)
         return from_arrays(

@@ -68,6 +68,7 @@ import networkx as nx
 import nir
 import numpy as np
 
+from codesign import params
 from codesign.errors import CodesignError
 from codesign.graph.build import RESETS, GraphBuilder, topo_layers, validate_graph
 from codesign.graph.schema import (
@@ -113,6 +114,37 @@ def _meta(obj: Any) -> dict:
     md = getattr(obj, "metadata", None) or {}
     cd = md.get(META_KEY) if isinstance(md, dict) else None
     return _plain(cd) if isinstance(cd, dict) else {}
+
+
+def _check_node_meta(md: dict, where: str) -> None:
+    """Check a node's ``metadata["codesign"]`` values with the one validation path
+    (:mod:`codesign.params`): bit-widths 1..16 or null, beta in [0, 1], theta finite > 0, reset
+    one of :data:`RESETS`, ``has_bias`` a real boolean."""
+    key = f"metadata.{META_KEY}"
+    for k in ("wbits", "ubits"):
+        if k in md:
+            params.check_bits(md[k], where, f"{key}.{k}")
+    if "beta" in md:
+        params.check_real(md["beta"], where, f"{key}.beta", ge=0.0, le=1.0)
+    if "theta" in md:
+        params.check_real(md["theta"], where, f"{key}.theta", gt=0.0, le=params.MAX_QUANTITY)
+    if "reset" in md:
+        params.check_choice(md["reset"], where, f"{key}.reset", RESETS)
+    if "has_bias" in md:
+        params.check_bool(md["has_bias"], where, f"{key}.has_bias")
+
+
+def _check_graph_meta(gmeta: dict, where: str) -> None:
+    """Check the graph's ``metadata["codesign"]``: T (1..MAX_T), dt_s (> 0), name (text)."""
+    key = f"metadata.{META_KEY}"
+    if gmeta.get("T") is not None:
+        params.check_int(gmeta["T"], where, f"{key}.T", ge=1, le=params.MAX_T)
+    if gmeta.get("dt_s") is not None:
+        params.check_real(gmeta["dt_s"], where, f"{key}.dt_s", gt=0.0)
+    if "name" in gmeta:
+        params.check_text(gmeta["name"], where, f"{key}.name", nonempty=True)
+    if "encoding" in gmeta:
+        params.check_text(gmeta["encoding"], where, f"{key}.encoding", nonempty=True)
 
 
 def _pair(v: Any, what: str, fail) -> tuple[int, int]:
@@ -206,6 +238,13 @@ def nir_to_graph(
 
     if reset is not None and reset not in RESETS:
         fail(f"reset: expected one of {RESETS}, got {reset!r}")
+    _check_graph_meta(gmeta, where)
+    for flag_name, v in (("wbits", wbits), ("ubits", ubits)):
+        params.check_bits(v, where, flag_name)
+    if T is not None:
+        params.check_int(T, where, "T", ge=1, le=params.MAX_T)
+    if dt_s is not None:
+        params.check_real(dt_s, where, "dt", gt=0.0)
     T = T if T is not None else gmeta.get("T")
     if T is None:
         fail("T: the file does not say how many time steps an inference runs; pass --T")
@@ -225,6 +264,12 @@ def nir_to_graph(
     declared = (nodes[in_name].input_type or {}).get("input")
     if declared is None:
         fail(f"node {in_name!r} (Input): no input shape in the file")
+    dims = np.asarray(declared).ravel()
+    if (dims.size == 0 or dims.dtype.kind not in "iuf" or not np.all(np.isfinite(dims))
+            or np.any(dims < 1) or np.any(dims > params.MAX_LAYER_NEURONS)
+            or float(np.prod(dims.astype(np.float64))) > params.MAX_LAYER_NEURONS):
+        fail(f"node {in_name!r} (Input): input shape {dims.tolist()}; expected positive sizes "
+             f"with at most {params.MAX_LAYER_NEURONS:,} elements")
     try:
         b = GraphBuilder(
             tuple(int(v) for v in np.asarray(declared).ravel()),
@@ -253,12 +298,20 @@ def nir_to_graph(
             continue
         if not preds:
             nfail("has no inputs")
+        _check_node_meta(_meta(node), f"{where}: node {n!r} ({type(node).__name__})")
         try:
             alias[n] = _lower(b, n, node, preds, opts, nfail)
         except CodesignError as e:
             if str(e).startswith(where):
                 raise
             nfail(str(e))
+        out = b.g.nodes[alias[n]]["layer"].out_shape
+        params.check_size(int(np.prod(out)), params.MAX_LAYER_NEURONS, where, f"node {n!r}",
+                          "output size")
+    neurons = sum(int(np.prod(d["layer"].out_shape)) for _, d in b.g.nodes(data=True)
+                  if type(d["layer"]).__name__ == "LIFLayer")
+    params.check_size(neurons * int(T), params.MAX_ACTIVATIONS, where, "T",
+                      "neurons x time steps")
     validate_graph(b.g, where=where)
     return b.g
 

@@ -54,17 +54,53 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
         ) from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CodesignError(f"{path}: not a codesign checkpoint (missing format tag {FORMAT!r})")
-    for key in ("spec", "state_dict", "meta"):
-        if key not in blob:
-            raise CodesignError(f"{path}: checkpoint lacks the {key!r} entry")
+    validate_blob(blob, str(path))
     return blob
+
+
+def validate_blob(blob: dict, origin: str) -> None:
+    """Type-check a checkpoint's contents before anything is built from them.
+
+    ``version`` must be :data:`VERSION`; ``spec`` a mapping (a path string is refused, never
+    read as a file); ``meta`` a mapping with text keys; ``state_dict`` a mapping of text keys to
+    tensors whose floating-point values are all finite, whose quantizer steps (keys ending in
+    ``scale``) are > 0 and whose BN ``running_var`` is >= 0. The spec's values are checked by
+    :func:`codesign.snn.zoo.resolve_spec` when the model is built.
+    """
+    for key in ("version", "spec", "state_dict", "meta"):
+        if key not in blob:
+            raise CodesignError(f"{origin}: checkpoint lacks the {key!r} entry")
+    version = blob["version"]
+    if isinstance(version, bool) or version != VERSION:
+        raise CodesignError(f"{origin}: version: checkpoint format version {version!r} is not "
+                            f"supported; expected {VERSION}")
+    for key in ("spec", "meta", "state_dict"):
+        v = blob[key]
+        if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+            raise CodesignError(f"{origin}: {key}: expected a mapping with text keys, got "
+                                f"{type(v).__name__}")
+    for k, v in blob["state_dict"].items():
+        if not isinstance(v, torch.Tensor):
+            raise CodesignError(f"{origin}: state_dict.{k}: expected a tensor, got "
+                                f"{type(v).__name__}")
+        if v.is_floating_point():
+            if not bool(torch.isfinite(v).all()):
+                bad = int((~torch.isfinite(v)).sum())
+                raise CodesignError(f"{origin}: state_dict.{k}: {bad} non-finite value(s) "
+                                    "(NaN/inf); expected finite weights")
+            if k.endswith("scale") and v.numel() and not bool((v > 0).all()):
+                raise CodesignError(f"{origin}: state_dict.{k}: quantizer step "
+                                    f"{float(v.min()):g}; expected every step > 0")
+            if k.endswith("running_var") and v.numel() and not bool((v >= 0).all()):
+                raise CodesignError(f"{origin}: state_dict.{k}: negative variance; expected "
+                                    ">= 0")
 
 
 def load_checkpoint(path: Union[str, Path]) -> tuple[SpikingNet, dict]:
     """Rebuild the model from a checkpoint; returns ``(model in eval mode, meta)``."""
     blob = read_checkpoint(path)
     try:
-        model = build_model(blob["spec"])
+        model = build_model(dict(blob["spec"]))  # a mapping (never a path: validate_blob)
     except CodesignError as exc:
         raise CodesignError(f"{path}: bad spec in checkpoint: {exc}") from None
     load_state(model, blob["state_dict"], str(path))

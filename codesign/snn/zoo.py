@@ -23,18 +23,19 @@ encoding layer and the classifier at higher precision). ``null`` means floating 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
 from torch import nn
 
+from codesign import params
 from codesign.errors import CodesignError
 from codesign.snn.encoding import ENCODINGS
 from codesign.snn.layers import Flatten, GlobalAvgPool, Pool, Synapse
 from codesign.snn.model import MSBlock, SpikingNet
-from codesign.snn.neuron import LIF
-from codesign.snn.quant import check_bits
+from codesign.snn.neuron import LIF, RESETS
+from codesign.snn.surrogate import SURROGATES
 
 DEFAULT_SPEC: dict[str, Any] = {
     "arch": "vgg",
@@ -72,34 +73,36 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def resolve_spec(model: Union[str, dict, Path], **overrides: Any) -> dict:
-    """Full spec from a preset name, a YAML path or a dict, with nested ``overrides`` applied."""
-    if isinstance(model, dict):
-        spec: dict = model
+    """Full spec from a preset name, a YAML path or a dict, with nested ``overrides`` applied.
+
+    A YAML spec is read by the one strict loader (:func:`codesign.params.load_yaml`); every
+    value, from a file, a dict (a checkpoint's ``spec``) or an override (a CLI flag), is checked
+    by :func:`_validate` before any tensor is allocated.
+    """
+    if isinstance(model, Mapping):
+        spec: dict = dict(model)
         origin = "spec"
+    elif not isinstance(model, (str, Path)):
+        raise CodesignError(f"model spec: expected a preset name, a .yaml file or a mapping, got "
+                            f"{type(model).__name__}")
     elif str(model) in PRESETS:
         spec = {"name": str(model), **PRESETS[str(model)]}
         origin = f"model {model!r}"
     elif str(model).endswith((".yaml", ".yml")):
         path = Path(model)
-        if not path.is_file():
-            raise CodesignError(f"{path}: model spec file not found")
-        try:
-            spec = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise CodesignError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        spec = params.load_yaml(path, "model spec")
         spec.setdefault("name", path.stem)
         origin = str(path)
     else:
         raise CodesignError(
             f"model {model!r} is not known; expected one of {', '.join(PRESETS)} or a .yaml spec"
         )
-    if not isinstance(spec, dict):
-        raise CodesignError(f"{origin}: expected a mapping of spec keys")
-    unknown = set(spec) - _TOP_KEYS
-    if unknown:
-        raise CodesignError(
-            f"{origin}: unknown key(s) {sorted(unknown)}; expected keys among {sorted(_TOP_KEYS)}"
-        )
+    ck = params.Checker(origin)
+    ck.keys(spec, tuple(sorted(_TOP_KEYS)), "")
+    for key in ("neuron", "quant"):
+        if key in spec:
+            ck.mapping(spec[key], key, f"a mapping of {key} keys")
+            ck.keys(spec[key], tuple(DEFAULT_SPEC[key]), key)
     full = _merge(DEFAULT_SPEC, spec)
     full = _merge(full, {k: v for k, v in overrides.items() if v is not None})
     _validate(full, origin)
@@ -107,53 +110,85 @@ def resolve_spec(model: Union[str, dict, Path], **overrides: Any) -> dict:
 
 
 def _validate(spec: dict, origin: str) -> None:
-    def bad(key: str, expected: str) -> CodesignError:
-        return CodesignError(f"{origin}: {key} = {_get(spec, key)!r}; expected {expected}")
-
-    if spec["arch"] not in ("vgg", "resnet"):
-        raise bad("arch", "vgg or resnet")
-    for key in ("in_channels", "image_size", "num_classes", "T"):
-        v = spec[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise bad(key, "a positive integer")
-    if spec["encoding"] not in ENCODINGS:
-        raise bad("encoding", f"one of {ENCODINGS}")
-    q = spec["quant"]
-    unknown = set(q) - set(DEFAULT_SPEC["quant"])
-    if unknown:
-        raise CodesignError(f"{origin}: unknown quant key(s) {sorted(unknown)}")
-    check_bits(q["wbits"], f"{origin}: quant.wbits")
-    check_bits(q["first_bits"], f"{origin}: quant.first_bits")
-    check_bits(q["last_bits"], f"{origin}: quant.last_bits")
-    check_bits(q["ubits"], f"{origin}: quant.ubits", minimum=2)
-    unknown = set(spec["neuron"]) - set(DEFAULT_SPEC["neuron"])
-    if unknown:
-        raise CodesignError(f"{origin}: unknown neuron key(s) {sorted(unknown)}")
+    """Types, ranges and sizes of a merged spec (limits: :mod:`codesign.params`); the parameter
+    count and the largest feature map are bounded before the network is built."""
+    ck = params.Checker(origin)
+    ck.keys(spec, tuple(sorted(_TOP_KEYS)), "")
+    if "name" in spec:
+        ck.text(spec["name"], "name", nonempty=True)
+    ck.choice(spec["arch"], "arch", ("vgg", "resnet"))
+    cin = ck.pos_int(spec["in_channels"], "in_channels", le=params.MAX_CHANNELS)
+    size = ck.pos_int(spec["image_size"], "image_size", le=params.MAX_IMAGE_SIZE)
+    ncls = ck.pos_int(spec["num_classes"], "num_classes", le=params.MAX_CLASSES)
+    ck.pos_int(spec["T"], "T", "a positive number of time steps", le=params.MAX_T)
+    ck.choice(spec["encoding"], "encoding", tuple(ENCODINGS))
+    ck.boolean(spec["batch_norm"], "batch_norm")
+    n = ck.mapping(spec["neuron"], "neuron", "a mapping of neuron keys")
+    ck.keys(n, tuple(DEFAULT_SPEC["neuron"]), "neuron")
+    ck.real(n["beta"], "neuron.beta", ge=0.0, le=1.0)
+    ck.real(n["theta"], "neuron.theta", gt=0.0, le=params.MAX_QUANTITY)
+    ck.choice(n["reset"], "neuron.reset", RESETS)
+    ck.choice(n["surrogate"], "neuron.surrogate", SURROGATES)
+    ck.real(n["alpha"], "neuron.alpha", gt=0.0, le=1e6)
+    q = ck.mapping(spec["quant"], "quant", "a mapping of quant keys")
+    ck.keys(q, tuple(DEFAULT_SPEC["quant"]), "quant")
+    for key in ("wbits", "first_bits", "last_bits"):
+        ck.bits(q[key], f"quant.{key}")
+    ck.bits(q["ubits"], "quant.ubits", minimum=2)
+    ck.boolean(q["per_channel"], "quant.per_channel")
+    n_params, largest = 0, cin * size * size
     if spec["arch"] == "vgg":
         chans = spec.get("channels")
         if not isinstance(chans, list) or not chans:
-            raise bad("channels", "a list of conv widths and M/A pooling marks")
-        for c in chans:
-            if c not in ("M", "A") and (isinstance(c, bool) or not isinstance(c, int) or c <= 0):
-                raise bad("channels", "positive integers or 'M'/'A'")
-        if not isinstance(spec.get("fc", []), list):
-            raise bad("fc", "a list of hidden layer widths")
+            ck.fail("channels", "a non-empty list of conv widths and M/A pooling marks", chans)
+        c = cin
+        for i, item in enumerate(chans):
+            if item in ("M", "A"):
+                size //= 2
+                if size <= 0:
+                    ck.fail(f"channels[{i}]", "no more pooling stages than the image size allows",
+                            item)
+                continue
+            w = ck.pos_int(item, f"channels[{i}]", "a conv width or 'M'/'A'",
+                           le=params.MAX_CHANNELS)
+            n_params += 9 * c * w
+            c = w
+            largest = max(largest, c * size * size)
+            ck.size(largest, params.MAX_LAYER_NEURONS, f"channels[{i}]", "feature map size")
+        feat = c * size * size
+        fc = spec.get("fc", [])
+        if not isinstance(fc, list):
+            ck.fail("fc", "a list of hidden layer widths", fc)
+        for j, width in enumerate(fc):
+            w = ck.pos_int(width, f"fc[{j}]", "a positive layer width", le=params.MAX_CHANNELS)
+            n_params += feat * w
+            feat = w
     else:
-        if not isinstance(spec.get("stem"), int) or spec["stem"] <= 0:
-            raise bad("stem", "a positive integer")
+        c = ck.pos_int(spec.get("stem"), "stem", "a positive number of channels",
+                       le=params.MAX_CHANNELS)
+        n_params += 9 * cin * c
+        largest = max(largest, c * size * size)
         stages = spec.get("stages")
-        if not isinstance(stages, list) or not all(
-            isinstance(s, list) and len(s) == 3 and all(isinstance(v, int) and v > 0 for v in s)
-            for s in stages
-        ):
-            raise bad("stages", "a list of [channels, blocks, stride] positive integers")
-
-
-def _get(spec: dict, dotted: str) -> Any:
-    cur: Any = spec
-    for part in dotted.split("."):
-        cur = cur.get(part) if isinstance(cur, dict) else None
-    return cur
+        if not isinstance(stages, list) or not stages:
+            ck.fail("stages", "a non-empty list of [channels, blocks, stride]", stages)
+        for i, st in enumerate(stages):
+            if not isinstance(st, list) or len(st) != 3:
+                ck.fail(f"stages[{i}]", "[channels, blocks, stride]", st)
+            w = ck.pos_int(st[0], f"stages[{i}][0]", "a positive number of channels",
+                           le=params.MAX_CHANNELS)
+            blocks = ck.pos_int(st[1], f"stages[{i}][1]", "a positive number of blocks",
+                                le=1000)
+            stride = ck.pos_int(st[2], f"stages[{i}][2]", "a positive stride", le=size)
+            size = -(-size // stride)
+            n_params += 9 * c * w + 9 * w * w + (c * w if (stride != 1 or w != c) else 0)
+            n_params += (blocks - 1) * 18 * w * w
+            c = w
+            largest = max(largest, c * size * size)
+        feat = c
+    ck.size(largest, params.MAX_LAYER_NEURONS, "image_size", "largest feature map")
+    n_params += feat * ncls
+    ck.size(n_params, params.MAX_PARAMS, "channels" if spec["arch"] == "vgg" else "stages",
+            "weights")
 
 
 def _bits(q: dict, which: str) -> Optional[int]:
