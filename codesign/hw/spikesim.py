@@ -1,7 +1,7 @@
 """SpikeSim-compatible accounting (``compat: spikesim``): the released ELA of SpikeSim.
 
 Reproduces ``ela_spikesim.py`` (github.com/Intelligent-Computing-Lab-Yale/SpikeSim @ec70d30;
-formulas in /work/shared/research/spikesim.md Sec. 3) from the spec's constants, with
+formulas in ../shared/research/spikesim.md Sec. 3) from the spec's constants, with
 ``X_r, X_c`` the crossbar rows/columns, ``k`` the kernel, ``n_adc = ceil(X_c / mux)`` (SpikeSim's
 ``xbar_size/8``) and ``cpw`` the columns per weight (1 for SpikeSim's 4-bit weights in 4-bit
 cells; larger ``wbits`` widen the layer, the extension MD-SNN presumably made [INF]):

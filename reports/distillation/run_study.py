@@ -46,7 +46,7 @@ MD = {"beta": 0.5}
 TEMPORAL = {"alpha": 0.5, "gamma": 0.5, "tau": 4.0, "no_correct": "skip"}
 Q1_METHODS = {"ce": None, "logit": "logit", "md": "md", "logit+md": "logit,md"}
 # Added after seed 0 showed the beta=0.5 membrane term at ~1.6x CE at initialisation
-# (kd_algorithms.md 2.3 suggests 0.1-1x): the same runs with beta=0.1.
+# (../shared/research/kd_algorithms.md 2.3 suggests 0.1-1x): the same runs with beta=0.1.
 MD_ABLATION = {"md b=0.1": "md", "logit+md b=0.1": "logit,md"}
 BETA_ABLATION = 0.1
 

@@ -1,6 +1,6 @@
 """Logit-level distillation losses on per-step SNN logits.
 
-Notation (see ``/work/shared/research/kd_algorithms.md`` §1): ``z(t)`` are the logits of step
+Notation (see ``../shared/research/kd_algorithms.md`` §1): ``z(t)`` are the logits of step
 ``t`` (a tensor ``(T, B, K)``), ``z_bar = (1/T) sum_t z(t)`` the mean ("rate") logits,
 ``sigma`` the softmax and ``tau`` the temperature. Every target (teacher logits, the
 self-distillation ensemble) is detached: gradients only reach the student.

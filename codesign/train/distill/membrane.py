@@ -2,7 +2,8 @@
 
 **Reconstruction, not the paper's verified formula.** The MD-SNN paper (Lee et al., DATE 2026)
 and its code could not be read; this implements the reconstruction of
-``kd_algorithms.md`` §2.3:
+``../shared/research/kd_algorithms.md`` §2.3 (the project's research notes, beside the
+repository root):
 
     L_MD = sum_{l in L} w_l * (1/|S|) sum_{t in S} (1/(B N_l)) sum_{b,i}
            d( H_T^l[t]_{b,i} / theta_T^l ,  C_l(H_S^l[t] / theta_S^l)_{b,i} )
