@@ -106,8 +106,8 @@ def test_tiles_are_per_layer_unless_shared():
     g = seq_graph((64, 4, 4), [("conv", "c1", 64, 3, 1, 1), ("lif", "l1"),
                                ("conv", "c2", 64, 3, 1, 1), ("lif", "l2")])
     from codesign.hw import map_network
-    own = map_network(g, spec64())
-    shared = map_network(g, spec64(share_tiles=True))
+    own = map_network(g, spec64(share_tiles=False))
+    shared = map_network(g, spec64())                       # shared is the default
     # 9 crossbars per layer -> 5 PEs -> 3 tiles each (owned), 10 PEs -> 5 tiles shared
     assert list(own.layers["tiles"]) == [3, 3] and own.summary["tiles"] == 6
     assert shared.summary["tiles"] == 5

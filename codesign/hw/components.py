@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from codesign.hw import tech
+from codesign.hw import adc_law, tech
 from codesign.hw.spec import (
     ADC,
     Adder,
@@ -35,16 +35,11 @@ from codesign.hw.spec import (
 # ----------------------------------------------------------------------------- scaling laws
 
 
-def adc_bit_law(kind: str, quantity: str, bits: int) -> float:
-    """Relative size of an ADC ``quantity`` ('energy' | 'area' | 'latency') at ``bits``.
-
-    * flash: ``2^b - 1`` comparators -> energy and area ~ ``2^b - 1``; latency constant.
-    * sar:   ``b`` successive comparator decisions -> energy ~ ``b`` (NeuroSim ``SarADC``:
-      ``P = a*log2(levels) + b`` is linear in bits), latency ~ ``b`` cycles; area ~ ``b``
-      (first-order; the CDAC grows as ``2^b`` only at high resolution).
-    """
+def adc_latency_law(kind: str, bits: int) -> float:
+    """Relative conversion time at ``bits``: ``sar`` ~ ``b`` (one comparator decision per bit),
+    ``flash`` constant (all ``2^b - 1`` comparators decide at once)."""
     if kind == "flash":
-        return 1.0 if quantity == "latency" else float(2**bits - 1)
+        return 1.0
     if kind == "sar":
         return float(bits)
     raise ValueError(kind)
@@ -103,7 +98,7 @@ class CrossbarArray:
 
 @dataclass(frozen=True)
 class ADCModel:
-    """Column ADC at ``bits`` (law: :func:`adc_bit_law`, or Walden ``FoM * 2^b``)."""
+    """Column ADC at ``bits``: energy and area from :mod:`.adc_law` (one survey law)."""
 
     kind: str
     bits: int
@@ -114,6 +109,8 @@ class ADCModel:
     latency_ns: float
     """Time of one conversion."""
     mux: int
+    leakage_mw: float = 0.0
+    """Static power of one ADC (mW)."""
 
     def adcs_per_crossbar(self, cols: int) -> int:
         """ADCs per crossbar: ``ceil(cols / mux)``."""
@@ -135,12 +132,25 @@ class Unit:
 
 @dataclass(frozen=True)
 class BufferModel:
-    """SRAM buffer: ``energy_pj`` per access of ``access_bits``; energy per bit is the ratio."""
+    """SRAM buffer: ``energy_pj`` per access of ``access_bits``; energy per bit is the ratio.
+
+    Capacity law: energy per access ~ ``sqrt(capacity)`` (bit-line and word-line length both
+    grow as the square root of the array; Horowitz ISSCC 2014: 64-bit read of an 8 KB SRAM
+    10 pJ, 32 KB 20 pJ, 1 MB 100 pJ). Used to price a store sized to what it holds
+    (:meth:`pj_per_bit_holding`).
+    """
 
     size_kb: float
+    """Capacity (KB = 1024 B)."""
     access_bits: int
     energy_pj: float
     area_um2: float
+    leakage_mw: float = 0.0
+    """Static power (mW)."""
+
+    @property
+    def size_bits(self) -> float:
+        return self.size_kb * 8192.0
 
     @property
     def pj_per_bit(self) -> float:
@@ -149,6 +159,12 @@ class BufferModel:
     def energy_for_bits(self, bits: float) -> float:
         """Energy to move ``bits`` through the port (fractional accesses averaged) (pJ)."""
         return bits * self.pj_per_bit
+
+    def pj_per_bit_holding(self, bits_held: float) -> float:
+        """Energy per bit of a store of ``bits_held`` bits, ``pj_per_bit * sqrt(held / size)``
+        (capacity law above), never more than the full buffer's (pJ/bit)."""
+        frac = min(max(bits_held, 1.0) / self.size_bits, 1.0)
+        return self.pj_per_bit * math.sqrt(frac)
 
 
 @dataclass(frozen=True)
@@ -191,15 +207,27 @@ class Components:
     mux: Unit
     dac: Unit | None
     shift_add: Unit
+    """Shift-adder at the spec's width (or its ``ref_width`` when the width is derived)."""
     accumulator: Unit
-    shift_add_width: int
-    accumulator_width: int
+    shift_add_width: int | None
+    """Fixed width from the spec, or ``None``: derived per layer (:func:`.mapping.digital_widths`)."""
+    accumulator_width: int | None
     tile_buffer: BufferModel
     pe_buffer: BufferModel
     interconnect: InterconnectModel
     clock_period_ns: float
     _neuron: Neuron
     _membrane: Membrane
+    _shift_add: Adder
+    _accumulator: Adder
+
+    def shift_add_at(self, width: int) -> Unit:
+        """Shift-adder of ``width`` bits (energy and area ~ width)."""
+        return adder_model(self._shift_add, self.node_nm, self.clock_period_ns, width)
+
+    def accumulator_at(self, width: int) -> Unit:
+        """Accumulator of ``width`` bits (energy and area ~ width)."""
+        return adder_model(self._accumulator, self.node_nm, self.clock_period_ns, width)
 
     def lif(self, ubits: int) -> Unit:
         """LIF update unit at ``ubits``: energy and area ~ ``ubits / ref_bits`` (adder and
@@ -244,25 +272,36 @@ def crossbar_model(xb: Crossbar, dev: Device, node_nm: float) -> CrossbarArray:
 
 
 def adc_model(adc: ADC, node_nm: float, bits: int | None = None) -> ADCModel:
-    """ADC at ``bits`` (default ``adc.bits``) and the spec's node."""
+    """ADC at ``bits`` (default ``adc.bits``) and the spec's node.
+
+    Latency ``t(b) = latency * law(b) / law(ref_bits)`` (:func:`adc_latency_law`, tech-scaled as
+    a delay); sample rate ``f = 1 / t(b)``; energy and area from :mod:`.adc_law` at
+    ``(b, node, f)``, anchored at ``(ref_bits, ref_node, 1 / latency)`` when the spec quotes a
+    measured ``energy`` / ``area``. Leakage ~ ``b / ref_bits`` (PUMA: ADC leakage linear in
+    bits), tech-scaled with the area factor (static current ~ transistor width).
+    """
     b = adc.bits if bits is None else int(bits)
     ref_b = adc.ref_bits or adc.bits
-    ref = adc.ref_node_nm
-    if adc.energy_model == "walden":
-        energy = adc.fom_pj * 2.0**b  # type: ignore[operator]
-    else:
-        energy = adc.energy_pj * adc_bit_law(adc.kind, "energy", b) / adc_bit_law(  # type: ignore
-            adc.kind, "energy", ref_b)
-    area = adc.area_um2 * adc_bit_law(adc.kind, "area", b) / adc_bit_law(adc.kind, "area", ref_b)
-    lat = adc.latency_ns * adc_bit_law(adc.kind, "latency", b) / adc_bit_law(
-        adc.kind, "latency", ref_b)
+    ref = node_nm if adc.ref_node_nm is None else adc.ref_node_nm
+    lat_ref = adc.latency_ns
+    lat = _scale("delay", lat_ref * adc_latency_law(adc.kind, b) / adc_latency_law(
+        adc.kind, ref_b), ref, node_nm)
+    f_hz = 1e9 / lat
+    f_ref_hz = 1e9 / lat_ref
+    energy = adc_law.energy_pj(b, node_nm, f_hz)
+    if adc.energy_pj is not None:
+        energy *= adc.energy_pj / adc_law.energy_pj(ref_b, ref, f_ref_hz)
+    area = adc_law.area_um2(b, node_nm, f_hz)
+    if adc.area_um2 is not None:
+        area *= adc.area_um2 / adc_law.area_um2(ref_b, ref, f_ref_hz)
     return ADCModel(
         kind=adc.kind,
         bits=b,
-        energy_pj=_scale("energy", energy, ref, node_nm),
-        area_um2=_scale("area", area, ref, node_nm),
-        latency_ns=_scale("delay", lat, ref, node_nm),
+        energy_pj=energy,
+        area_um2=area,
+        latency_ns=lat,
         mux=adc.mux,
+        leakage_mw=_scale("area", adc.leakage_mw * b / ref_b, ref, node_nm),
     )
 
 
@@ -278,10 +317,13 @@ def dac_model(inp: InputDrive, node_nm: float) -> Unit | None:
     )
 
 
-def adder_model(a: Adder, node_nm: float, clock_period_ns: float) -> Unit:
-    """Adder at ``a.width``: energy and area ~ ``width / ref_width`` (ripple-carry: one full
-    adder per bit)."""
-    k = a.width / (a.ref_width or a.width)
+def adder_model(a: Adder, node_nm: float, clock_period_ns: float,
+                width: int | None = None) -> Unit:
+    """Adder at ``width`` (default ``a.width``, else ``a.ref_width``): energy and area
+    ~ ``width / ref_width`` (ripple-carry: one full adder per bit)."""
+    ref_w = a.ref_width or a.width or 1
+    w = width if width is not None else (a.width or ref_w)
+    k = w / ref_w
     return Unit(
         energy_pj=_scale("energy", a.energy_pj, a.ref_node_nm, node_nm) * k,
         area_um2=_scale("area", a.area_um2, a.ref_node_nm, node_nm) * k,
@@ -299,7 +341,8 @@ def buffer_model(b: Buffer, node_nm: float) -> BufferModel:
     """SRAM buffer at the spec's node."""
     return BufferModel(size_kb=b.size_kb, access_bits=b.access_bits,
                        energy_pj=_scale("energy", b.energy_pj, b.ref_node_nm, node_nm),
-                       area_um2=_scale("area", b.area_um2, b.ref_node_nm, node_nm))
+                       area_um2=_scale("area", b.area_um2, b.ref_node_nm, node_nm),
+                       leakage_mw=_scale("area", b.leakage_mw, b.ref_node_nm, node_nm))
 
 
 def interconnect_model(ic: Interconnect, node_nm: float) -> InterconnectModel:
@@ -330,4 +373,6 @@ def build_components(spec: HardwareSpec) -> Components:
         clock_period_ns=period,
         _neuron=spec.neuron,
         _membrane=spec.membrane,
+        _shift_add=spec.digital.shift_add,
+        _accumulator=spec.digital.accumulator,
     )

@@ -84,6 +84,22 @@ class LayerMapping:
     xbar_cols: int
     crossbars_per_pe: int
     pes_per_tile: int
+    wbits_source: str = "graph"
+    """Where ``wbits`` came from: ``graph`` (the layer's quantizer), ``override`` (forced) or
+    ``float`` (a floating-point layer mapped at ``precision.float_wbits`` fixed point)."""
+    bits_per_cell: int = 1
+
+    def describe(self) -> str:
+        """How the layer was mapped and why, in one line."""
+        why = {"float": "float layer (no quantizer): ", "override": "forced: ",
+               "graph": "quantized layer: "}[self.wbits_source]
+        blocks = len(self.block_rows)
+        return (f"{why}{self.wbits}-bit fixed point, {self.slices} slice"
+                f"{'s' if self.slices != 1 else ''} of {self.bits_per_cell} bit"
+                f"{'s' if self.bits_per_cell != 1 else ''} ({self.cols_per_weight} columns per "
+                f"weight), {blocks} row block{'s' if blocks != 1 else ''} x "
+                f"{self.col_blocks} column block{'s' if self.col_blocks != 1 else ''} "
+                f"per group, {self.crossbars} crossbars ({self.mode})")
 
     @property
     def row_blocks(self) -> int:
@@ -132,10 +148,39 @@ def resolve_wbits(layer: SynapticLayer, spec: HardwareSpec,
                   override: Optional[int] = None) -> int:
     """Weight bits to map: ``override`` > ``spec.precision.wbits`` > the graph's ``wbits`` >
     ``spec.precision.float_wbits`` (for floating-point layers)."""
-    for v in (override, spec.precision.wbits, layer.wbits):
+    return wbits_and_source(layer, spec, override)[0]
+
+
+def wbits_and_source(layer: SynapticLayer, spec: HardwareSpec,
+                     override: Optional[int] = None) -> tuple[int, str]:
+    """:func:`resolve_wbits` and where the value came from (``override`` | ``graph`` |
+    ``float``)."""
+    for v, src in ((override, "override"), (spec.precision.wbits, "override"),
+                   (layer.wbits, "graph")):
         if v is not None:
-            return int(v)
-    return spec.precision.float_wbits
+            return int(v), src
+    return int(spec.precision.float_wbits), "float"
+
+
+def digital_widths(m: LayerMapping, planes: int, spec: HardwareSpec) -> tuple[int, int]:
+    """``(shift_add_width, accumulator_width)`` in bits for layer ``m`` with ``planes`` input
+    bit planes per read sequence.
+
+    A row block of ``r`` rows of ``w``-bit signed weights and ``p``-bit unsigned inputs sums to
+    at most ``r (2^(w-1)) (2^p - 1)`` in magnitude, so its exact partial sum needs
+    ``w + p + ceil(log2 r)`` bits (sign included): the shift-adder, which combines the ADC
+    outputs of the ``slices`` cells, the bit planes and the differential pair of one row block,
+    is that wide (largest block). The accumulator adds the row blocks of one output: ``w + p +
+    ceil(log2 R_g)`` with ``R_g`` the rows per group (the whole fan-in). A width fixed in the
+    spec (``digital.*.width``) wins.
+    """
+    p = max(int(planes), 1)
+    rb = max(max(m.block_rows), 1)
+    sa = m.wbits + p + math.ceil(math.log2(rb)) if rb > 1 else m.wbits + p
+    rg = max(m.rows_per_group, 1)
+    acc = m.wbits + p + math.ceil(math.log2(rg)) if rg > 1 else m.wbits + p
+    d = spec.digital
+    return (d.shift_add.width or sa, d.accumulator.width or acc)
 
 
 def resolve_ubits(lif: Optional[LIFLayer], spec: HardwareSpec,
@@ -163,7 +208,7 @@ def map_layer(
     if not isinstance(duplication, (int, np.integer)) or duplication < 1:
         raise CodesignError(f"{name}: duplication must be an integer >= 1, got {duplication!r}")
     R, C = spec.crossbar.rows, spec.crossbar.cols
-    bits = resolve_wbits(layer, spec, wbits)
+    bits, source = wbits_and_source(layer, spec, wbits)
     slices, cpw = weight_slices(bits, spec.bits_per_cell, spec.crossbar.signed)
     if isinstance(layer, ConvLayer):
         g = int(layer.groups)
@@ -199,11 +244,14 @@ def map_layer(
         block_rows=block_rows, col_blocks=col_blocks, cols_used=cols_used, positions=positions,
         duplication=int(duplication), crossbars=crossbars, pes=pes,
         tiles=math.ceil(pes / ppt), xbar_rows=R, xbar_cols=C, crossbars_per_pe=cpp,
-        pes_per_tile=ppt,
+        pes_per_tile=ppt, wbits_source=source, bits_per_cell=spec.bits_per_cell,
     )
 
 
-def lossless_adc_bits(active_rows: int, bits_per_cell: int) -> int:
-    """ADC bits that resolve every column sum of ``active_rows`` binary inputs on cells of
-    ``bits_per_cell`` bits: ``ceil(log2(rows * (2^bpc - 1) + 1))`` (for information)."""
-    return int(math.ceil(math.log2(active_rows * (2**bits_per_cell - 1) + 1)))
+def lossless_adc_bits(active_rows: int, bits_per_cell: int, input_bits: int = 1) -> int:
+    """ADC bits that resolve every column sum of one read: ``active_rows`` inputs of
+    ``input_bits`` bits each applied at once (1 for spikes and for bit-serial planes, the DAC
+    resolution for a multi-bit DAC) on cells of ``bits_per_cell`` bits:
+    ``ceil(log2(rows (2^bpc - 1) (2^in - 1) + 1))`` (for information)."""
+    top = active_rows * (2**bits_per_cell - 1) * (2**input_bits - 1)
+    return int(math.ceil(math.log2(top + 1)))

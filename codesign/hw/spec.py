@@ -358,9 +358,10 @@ class Hierarchy:
     """PEs per tile."""
     crossbars_per_pe: int = integer("crossbars_per_pe", ge=1)
     """Crossbars per PE."""
-    share_tiles: bool = flag("share_tiles", default=False)
-    """Let layers share a tile (packed contiguously, as SpikeSim does); default: a layer owns
-    its tiles (SpikeSim paper Sec. IV-A)."""
+    share_tiles: bool = flag("share_tiles", default=True)
+    """Layers share tiles (PEs packed contiguously, as SpikeSim's ``pe_tile_count`` does; the
+    default): a layer is charged its crossbars, PEs and its share of tile-level parts.
+    ``false``: every layer owns whole tiles (their tile-level parts charged in full)."""
     pipeline: str = choice("pipeline", ("layer", "none"), default="layer")
     """``layer``: layers work on successive time steps concurrently,
     ``latency = sum_l t_l + (T - 1) max_l t_l``; ``none``: ``T sum_l t_l``."""

@@ -7,7 +7,9 @@ as a mapping ``{value: 2.03084, unit: pJ, source: "..."}`` or as a compact strin
 converted to the dimension's canonical unit below, which is also the suffix of the field's Python
 name (``energy_pj``, ``area_um2``, ``latency_ns``, ``freq_mhz``, ``g_on_us``, ``node_nm``, ...).
 
-Sizes use binary prefixes: ``1 KB = 1024 B = 8192 bit``.
+Sizes are case-sensitive and stated: ``KB`` (JEDEC) = ``KiB`` = 1024 B = 8192 bit (the canonical
+unit); ``kB`` (SI) = 1000 B; ``kb`` = ``kbit`` (SI) = 1000 bit; ``Kibit`` = 1024 bit; ``MB`` =
+``MiB`` = 1024 KB. Power (static/leakage) is canonical in mW, so ``mW x ns = pJ``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ DIMENSIONS: dict[str, tuple[str, dict[str, float]]] = {
     "voltage": ("V", {"mV": 1e-3, "V": 1.0}),
     "resistance": ("ohm", {"mohm": 1e-3, "ohm": 1.0, "kohm": 1e3, "Mohm": 1e6}),
     "length": ("nm", {"nm": 1.0, "um": 1e3}),
-    "size": ("KB", {"bit": 1.0 / 8192, "B": 1.0 / 1024, "KB": 1.0, "MB": 1024.0}),
+    "size": ("KB", {"bit": 1.0 / 8192, "kbit": 1000.0 / 8192, "kb": 1000.0 / 8192,
+                    "Kibit": 1024.0 / 8192, "B": 1.0 / 1024, "kB": 1000.0 / 1024, "KB": 1.0,
+                    "KiB": 1.0, "MB": 1024.0, "MiB": 1024.0}),
+    "power": ("mW", {"nW": 1e-6, "uW": 1e-3, "mW": 1.0, "W": 1e3}),
     "energy_per_bit": ("pJ/bit", {"aJ/bit": 1e-6, "fJ/bit": 1e-3, "pJ/bit": 1.0,
                                   "nJ/bit": 1e3}),
     "area_per_bit": ("um2/bit", {"nm2/bit": 1e-6, "um2/bit": 1.0}),
@@ -34,12 +39,12 @@ DIMENSIONS: dict[str, tuple[str, dict[str, float]]] = {
 
 _SYMBOLS = (("µ", "u"), ("μ", "u"), ("²", "2"), ("**2", "2"), ("^2", "2"), ("bits", "bit"),
             (" ", ""))
-_SIZE_ALIASES = {"kb": "KB", "kib": "KB", "mb": "MB", "mib": "MB", "byte": "B", "bytes": "B"}
+_SIZE_ALIASES = {"byte": "B", "bytes": "B"}
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s].*?)?\s*$")
 
 
 def normalise_unit(unit: str) -> str:
-    """Spell a unit the canonical way: ``µm²``/``um^2`` -> ``um2``, ``kB``/``KiB`` -> ``KB``."""
+    """Spell a unit the canonical way: ``µm²``/``um^2`` -> ``um2``, ``bytes`` -> ``B``."""
     u = str(unit).strip()
     for a, b in _SYMBOLS:
         u = u.replace(a, b)
