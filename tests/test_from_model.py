@@ -217,3 +217,42 @@ def test_energy_follows_activity(vgg_q, resnet, digits_x) -> None:
         e_zero = map_network(g, HW, activity=silent).summary["energy_pj"]
         e_dense = map_network(g, HW).summary["energy_pj"]
         assert e_zero < e_real < e_dense
+
+
+def test_checkpoint_graph_edges_carry_signals(vgg_q, resnet) -> None:
+    g = graph_from_model(vgg_q)
+    first = next(iter(g.successors("input")))
+    assert g.edges["input", first]["signal"] == "analog" and g.edges["input", first]["static"]
+    r = graph_from_model(resnet)
+    # MSBlock: the 1x1 shortcut convolves LIF_a's spikes; the global average pool of 4x4
+    # spikes gives 16 levels to the readout
+    assert r.edges["block2.lif_a", "block2.shortcut"]["signal"] == "spikes"
+    assert r.edges["gap.flatten", "fc_out"]["signal"] == "multilevel"
+    assert r.edges["gap.flatten", "fc_out"]["levels"] == 16
+
+
+def test_static_first_layer_once_with_measured_activity(vgg_q, resnet, digits_x) -> None:
+    for model in (vgg_q, resnet):
+        g = graph_from_model(model)
+        T = int(g.graph["T"])
+        act = measure_activity(model, digits_x, max_samples=8)
+        first = "conv1" if "conv1" in act else "stem"
+        a = map_network(g, HW, activity=act).layers.set_index("layer").loc[first]
+        b = map_network(g, HW, activity=act, static_input_once=False).layers.set_index(
+            "layer").loc[first]
+        assert bool(a["static_once"]) and T > 1
+        for k in ("array", "adc"):   # the image is the same at every step: read once
+            assert a[f"energy_{k}_pj"] == pytest.approx(b[f"energy_{k}_pj"] / T, rel=1e-12)
+        assert a["energy_neuron_pj"] == pytest.approx(b["energy_neuron_pj"])
+
+
+def test_checkpoint_shortcut_shares_neurons(resnet) -> None:
+    g = graph_from_model(resnet)
+    L = map_network(g, HW).layers.set_index("layer")
+    sc, ca = L.loc["block2.shortcut"], L.loc["block2.conv_a"]
+    assert sc["lif"] == L.loc["block2.conv_b", "lif"] and bool(sc["lif_shared"])
+    assert sc["energy_interconnect_pj"] == 0 and sc["energy_neuron_pj"] == 0
+    # same input (8x8x8 spikes) and output positions (4x4), 8 rows against 72: one row block
+    # each on 128-row crossbars, so the 1x1 conv drives 8/72 of the rows per read
+    assert sc["row_blocks"] == ca["row_blocks"] == 1
+    assert sc["energy_pj"] < ca["energy_pj"]

@@ -525,3 +525,91 @@ def test_nir_node_with_two_inputs_gets_an_add(tmp_path):
     lif = g.nodes["lif"]["layer"]
     assert lif.beta == 1.0 and lif.theta == pytest.approx(1.0)  # gain r*dt = 1
     assert not g.nodes["b"]["layer"].has_bias  # an all-zero Affine bias
+
+
+# ----------------------------------------------------------------------------- edge signals
+
+
+def _sig(g, u, v):
+    d = g.edges[u, v]
+    return d["signal"], d["levels"], d["static"]
+
+
+def test_signals_set_by_the_builder_propagation_rules():
+    b = GraphBuilder((2, 8, 8), name="sig", T=3, encoding="direct")
+    b.add_conv("c1", 4, 3, padding=1)
+    b.add_lif("l1")
+    b.add_pool("ap", "avg", 2)                    # 2x2 average of spikes: 4 non-zero levels
+    b.add_pool("ap2", "avg", 2)                   # of a 4-level signal: 16 levels
+    b.add_conv("c2", 4, 1, src="ap2")
+    b.add_lif("l2")
+    b.add_pool("mp", "max", 2, src="l1")          # max of spikes: an OR, still spikes
+    b.add_conv("c3", 4, 1)
+    b.add_lif("l3")
+    b.add_add("sew", ["l3", "mp"])                # sum of two spike trains: levels 1 + 1
+    b.add_conv("c4", 4, 1, src="sew")
+    b.add_add("ms", ["c4", "mp"])                 # a current plus spikes: real-valued
+    b.add_flatten("f")
+    b.add_linear("fc", 2)
+    b.add_output()
+    g = b.build()
+    assert _sig(g, "input", "c1") == ("analog", 0, True)       # direct: the image, every step
+    assert _sig(g, "c1", "l1") == ("analog", 0, True)          # its currents are static too
+    assert _sig(g, "l1", "ap") == ("spikes", 1, False)
+    assert _sig(g, "ap", "ap2") == ("multilevel", 4, False)
+    assert _sig(g, "ap2", "c2") == ("multilevel", 16, False)
+    assert _sig(g, "mp", "c3") == ("spikes", 1, False)
+    assert _sig(g, "sew", "c4") == ("multilevel", 2, False)
+    assert _sig(g, "ms", "f") == ("analog", 0, False)
+    assert _sig(g, "f", "fc") == ("analog", 0, False)
+    rate = GraphBuilder((4,), T=2, encoding="rate")
+    rate.add_linear("fc", 2)
+    assert _sig(rate.g, "input", "fc") == ("spikes", 1, False)
+
+
+def test_signals_on_workload_checkpoint_and_nir_graphs(tmp_path):
+    from codesign.graph.signals import missing
+
+    for name in ("vgg9_cifar10", "vgg16_cifar10", "resnet19_cifar10"):
+        g = load_workload(WORKLOADS / f"{name}.yaml")
+        assert not missing(g), name
+        assert _sig(g, "input", next(iter(g.successors("input")))) == ("analog", 0, True)
+    g = load_workload(WORKLOADS / "vgg9_cifar10.yaml")
+    assert _sig(g, "pool1", "conv3") == ("multilevel", 4, False)   # avg pool 2x2 of spikes
+    r19 = load_workload(WORKLOADS / "resnet19_cifar10.yaml")
+    assert _sig(r19, "b3.lif2", "b4.shortcut") == ("spikes", 1, False)
+    assert _sig(r19, "b4.shortcut", "b4.add") == ("analog", 0, False)
+    h = read_nir(write_nir(_weighted_graph().build(), tmp_path / "s.nir"))
+    assert not missing(h)
+    for u, v, d in _weighted_graph().build().edges(data=True):
+        assert h.edges[u, v]["signal"] == d["signal"], (u, v)
+
+
+def test_validate_graph_refuses_a_bad_signal():
+    b = GraphBuilder((4,), T=2)
+    b.add_linear("fc", 2)
+    b.add_output()
+    g = b.g
+    g.edges["input", "fc"]["signal"] = "voltage"
+    with pytest.raises(CodesignError, match="signal 'voltage'"):
+        validate_graph(g)
+    g.edges["input", "fc"].update(signal="multilevel", levels=0)
+    with pytest.raises(CodesignError, match="levels 0"):
+        validate_graph(g)
+
+
+def test_annotate_fills_hand_built_graphs_only_where_missing():
+    import networkx as nx
+
+    from codesign.graph.schema import InputLayer, LinearLayer, OutputLayer
+    from codesign.graph.signals import annotate
+
+    g = nx.DiGraph(T=2, encoding="events", name="hand")
+    g.add_node("input", layer=InputLayer(shape=(4,)))
+    g.add_node("fc", layer=LinearLayer(4, 2))
+    g.add_node("output", layer=OutputLayer(shape=(2,)))
+    g.add_edge("input", "fc")
+    g.add_edge("fc", "output", signal="analog", levels=0, static=False, note="kept")
+    annotate(g)
+    assert _sig(g, "input", "fc") == ("spikes", 1, False)
+    assert g.edges["fc", "output"]["note"] == "kept"

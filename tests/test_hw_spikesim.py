@@ -35,7 +35,8 @@ def with_facts(g, wbits=4, **facts):
     return g
 
 
-def ela_reference(in_ch, out_ch, in_dim, out_dim, X=64, k=3, ppt=8, T=5, clk=250, mem_layers=5):
+def ela_reference(in_ch, out_ch, in_dim, out_dim, X=64, k=3, ppt=8, T=5, clk=250,
+                  mem_layers=5):
     """SpikeSim ELA (rram), straight from the formulas (``mem_layers``: the released script's
     ``out_ch_list[0:5]`` neuron memory; ``None``: every layer)."""
     E_xbar, E_adc, E_mux, E_sub, E_tmp, E_tile = 1.76423, 2.03084, 0.094245, 1.15e-6, 0.2, 397
@@ -52,7 +53,8 @@ def ela_reference(in_ch, out_ch, in_dim, out_dim, X=64, k=3, ppt=8, T=5, clk=250
     A_tile = X / 8 * 13411.41498 + 484.643999 + 0.7391 * 64 * 128 + ppt * A_pe + 216830 * 2
     fmap = sum(c * d * d for c, d in zip(in_ch, in_dim, strict=True)) * 0.7391 * 22
     nm = len(out_ch) if mem_layers is None else mem_layers
-    neuron_mem = sum(c * d * d for c, d in zip(out_ch[:nm], out_dim[:nm], strict=True)) * 0.7391 * 22
+    neuron_mem = sum(c * d * d for c, d in zip(out_ch[:nm], out_dim[:nm], strict=True)
+                     ) * 0.7391 * 22
     area = A_tile * tiles + fmap + neuron_mem
     N = [c * d * d for c, d in zip(out_ch, out_dim, strict=True)]
     latency = (sum(int(0.75 * n) * T for n in N[:-1]) + N[-1] * T) * 26 * 1000 / clk
