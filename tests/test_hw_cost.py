@@ -294,8 +294,8 @@ def test_write_report(tmp_path):
 
 def test_avg_pooled_spikes_are_multi_level_bit_planes():
     from codesign.graph.schema import PoolLayer
-    from codesign.hw.activity import binary_planes, level_planes
     from codesign.graph.signals import input_signal
+    from codesign.hw.activity import binary_planes, level_planes
 
     g = seq_graph((2, 4, 4), [("conv", "c1", 4, 3, 1, 1), ("lif", "l1"), ("pool", "p", 2),
                               ("conv", "c2", 4, 3, 1, 1), ("lif", "l2")], T=2)

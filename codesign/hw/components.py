@@ -210,7 +210,7 @@ class Components:
     """Shift-adder at the spec's width (or its ``ref_width`` when the width is derived)."""
     accumulator: Unit
     shift_add_width: int | None
-    """Fixed width from the spec, or ``None``: derived per layer (:func:`.mapping.digital_widths`)."""
+    """Fixed width from the spec, or ``None``: derived per layer (``mapping.digital_widths``)."""
     accumulator_width: int | None
     tile_buffer: BufferModel
     pe_buffer: BufferModel
