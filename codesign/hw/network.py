@@ -381,7 +381,7 @@ def _generic(ctx: _Ctx, synaptic, plan: topo.NeuronPlan, mapping, duplication, w
             f"{n} adds into {'+'.join(v)} (charged to {plan.producers[v[0]][0]})"
             for n, v in shared.items()))
     latency = pipeline_latency_ns(lat_steps, spec.hierarchy.pipeline)
-    for r, p_mw in zip(rows, static_mw):  # leakage: static power x inference latency
+    for r, p_mw in zip(rows, static_mw, strict=False):  # leakage: static power x latency
         r["static_power_mw"] = p_mw
         r["energy_leakage_pj"] = p_mw * latency
         r["energy_pj"] += r["energy_leakage_pj"]
