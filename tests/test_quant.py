@@ -10,7 +10,7 @@ from codesign.snn.checkpoint import load_checkpoint, save_checkpoint
 from codesign.snn.layers import Synapse, fold_batchnorm
 from codesign.snn.model import MSBlock
 from codesign.snn.neuron import LIF
-from codesign.snn.quant import WeightQuantizer
+from codesign.snn.quant import WeightQuantizer, channel_stats
 from codesign.snn.zoo import build_model
 
 
@@ -128,3 +128,27 @@ def test_quantized_synapse_uses_folded_integer_weights() -> None:
     assert torch.allclose(ints, ints.round(), atol=1e-4)
     assert ints.abs().max() <= 3
     assert syn.wbits == 8  # first layer defaults to 8 bits
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 5, 4), (32, 6)])
+def test_channel_stats_equal_torch_mean_var_with_gradients(shape) -> None:
+    torch.manual_seed(0)
+    y = (torch.randn(*shape, dtype=torch.float64) * 2.0 + 0.7).requires_grad_()
+    dims = [0] + list(range(2, len(shape)))
+    mean, var = channel_stats(y)
+    assert torch.allclose(mean, y.mean(dim=dims), atol=1e-13)
+    assert torch.allclose(var, y.var(dim=dims, unbiased=False), atol=1e-12)
+    # gradients: numerical (central differences) and against autograd through Tensor.var
+    assert torch.autograd.gradcheck(lambda t: channel_stats(t), (y,))
+    w_m = torch.randn(shape[1], dtype=torch.float64)
+    w_v = torch.randn(shape[1], dtype=torch.float64)
+    (g1,) = torch.autograd.grad((mean * w_m).sum() + (var * w_v).sum(), y)
+    ref = (y.mean(dim=dims) * w_m).sum() + (y.var(dim=dims, unbiased=False) * w_v).sum()
+    (g2,) = torch.autograd.grad(ref, y)
+    assert torch.allclose(g1, g2, atol=1e-13)
+    (g3,) = torch.autograd.grad((channel_stats(y)[1] * w_v).sum(), y)  # variance only
+    (g4,) = torch.autograd.grad((y.var(dim=dims, unbiased=False) * w_v).sum(), y)
+    assert torch.allclose(g3, g4, atol=1e-13)
+    (g5,) = torch.autograd.grad((channel_stats(y)[0] * w_m).sum(), y)  # mean only
+    (g6,) = torch.autograd.grad((y.mean(dim=dims) * w_m).sum(), y)
+    assert torch.allclose(g5, g6, atol=1e-13)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codesign.snn.quant import WeightQuantizer, round_ste
+from codesign.snn.quant import WeightQuantizer, channel_stats, round_ste
 
 BIAS_BITS = 16
 
@@ -90,9 +90,7 @@ class Synapse(nn.Module):
         bn = self.bn
         if self.training and x is not None:
             y = self._linear_op(x, w, None)
-            dims = [0, 2, 3] if y.dim() == 4 else [0]
-            mean = y.mean(dim=dims)
-            var = y.var(dim=dims, unbiased=False)
+            mean, var = channel_stats(y)  # per channel over (N, H, W): fast kernel
             with torch.no_grad():
                 n = y.numel() / y.shape[1]
                 m = bn.momentum if bn.momentum is not None else 0.1
