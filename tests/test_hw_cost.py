@@ -322,3 +322,40 @@ def test_avg_pooled_spikes_are_multi_level_bit_planes():
     assert L.loc["c2", "energy_array_pj"] < dense.loc["c2", "energy_array_pj"] / 3 + 1e-9
     # synaptic ops count non-zero inputs once, not once per plane
     assert L.loc["c2", "sops"] < dense.loc["c2", "sops"]
+
+
+# ----------------------------------------------------------------------------- every preset
+
+
+LINEAR_ONLY = """\
+name: mlp
+input_shape: [1, 8, 8]
+T: 2
+encoding: rate
+neuron: {beta: 0.5, theta: 1.0, reset: subtract}
+layers:
+  - {flatten: true}
+  - {linear: 20}
+  - {linear: 10, lif: false}
+"""
+
+
+@pytest.mark.parametrize("preset", ["rram_physical_32nm", "sram_neurosim_22nm",
+                                    "spikesim_rram_65nm"])
+def test_linear_only_graph_maps_or_is_refused_cleanly(preset, tmp_path):
+    from click.testing import CliRunner
+
+    from codesign.cli.main import cli
+    wl = tmp_path / "mlp.yaml"
+    wl.write_text(LINEAR_ONLY)
+    res = CliRunner().invoke(cli, ["map", str(wl), "--hw", preset, "--out",
+                                   str(tmp_path / "out")])
+    if preset == "spikesim_rram_65nm":               # SpikeSim's ELA costs conv layers only
+        assert res.exit_code == 2, res.output
+        err = [ln for ln in res.output.splitlines() if "error" in ln]
+        assert len(err) == 1 and "compat: spikesim" in err[0] and "Traceback" not in res.output
+    else:
+        assert res.exit_code == 0, res.output
+        s = json.loads((tmp_path / "out" / "summary.json").read_text())
+        assert s["energy_pj"] > 0 and set(s["layer_mapping"]) == {"fc1", "fc2"}
+        assert "float layer" in s["layer_mapping"]["fc1"]

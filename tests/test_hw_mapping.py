@@ -124,3 +124,70 @@ def test_mapping_refusals():
 def test_lossless_adc_bits():
     assert lossless_adc_bits(64, 1) == 7
     assert lossless_adc_bits(128, 2) == 9
+
+
+# ----------------------------------------------------------------------------- float layers, area
+
+
+def mlp(wbits=None):
+    return seq_graph((784,), [("linear", "fc1", 100, wbits), ("lif", "l1"),
+                              ("linear", "fc2", 10, wbits), ("lif", "l2")], encoding="rate")
+
+
+@pytest.mark.parametrize("preset,slices,cpw", [
+    ("rram_physical_32nm", 16, 32),    # 2 bits/cell, differential: ceil(31 / 2) magnitude slices
+    ("sram_neurosim_22nm", 32, 32),    # 1 bit/cell, offset: 32 slices
+    ("spikesim_rram_65nm", 8, 8),      # 4 bits/cell, offset: "8 slices of 4 bits"
+])
+def test_float_layers_map_as_32_bit_fixed_point(preset, slices, cpw):
+    from codesign.hw import load_spec, preset_path
+    spec = load_spec(preset_path(preset))
+    for lay in ("fc1", "fc2"):
+        m = map_layer(mlp().nodes[lay]["layer"], spec, name=lay)
+        assert m.wbits == 32 >= 16 and m.wbits_source == "float"
+        assert (m.slices, m.cols_per_weight) == (slices, cpw)
+        assert m.describe().startswith("float layer (no quantizer): 32-bit fixed point, "
+                                       f"{slices} slices of {spec.bits_per_cell} bit")
+    q = map_layer(mlp(wbits=4).nodes["fc1"]["layer"], spec, name="fc1")
+    assert q.wbits == 4 and q.wbits_source == "graph" and q.describe().startswith("quantized")
+
+
+def test_float_net_widths_and_membrane_follow_the_bits():
+    """rram preset: fc1 784 -> 100 on spikes (1 plane), 128-row blocks: shift-add holds one
+    block's exact sum, 32 + 1 + log2(128) = 40 bits; the accumulator the whole fan-in,
+    32 + 1 + ceil(log2 784) = 43 bits; a LIF without ubits stores 32 bits."""
+    from codesign.hw import load_spec, map_network, preset_path
+    r = map_network(mlp(), load_spec(preset_path("rram_physical_32nm")))
+    L = r.layers.set_index("layer")
+    assert (L.loc["fc1", "shift_add_width"], L.loc["fc1", "accumulator_width"]) == (40, 43)
+    assert (L.loc["fc2", "shift_add_width"], L.loc["fc2", "accumulator_width"]) == (40, 40)
+    assert L.loc["fc1", "ubits"] == 32
+    assert "32-bit fixed point" in r.summary["layer_mapping"]["fc1"]
+    q = map_network(mlp(wbits=4), load_spec(preset_path("rram_physical_32nm")))
+    assert q.layers.set_index("layer").loc["fc1", "shift_add_width"] == 4 + 1 + 7
+
+
+def test_area_is_what_is_built_and_grows_with_crossbars():
+    """rram preset (128x128 cells of 0.049152 um2, 16 ADCs per crossbar): fc1 784 -> 100 at
+    32 cpw is 7 x 25 = 175 crossbars, fc2 100 -> 10 is 1 x 3 = 3; each is charged its own
+    crossbars and ADCs, and the utilisation is against those crossbars: used cells
+    784*100*32 + 100*10*32 over (175 + 3) * 128 * 128."""
+    from codesign.hw import load_spec, map_network, preset_path
+    spec = load_spec(preset_path("rram_physical_32nm"))
+    r = map_network(mlp(), spec)
+    L = r.layers.set_index("layer")
+    assert (L.loc["fc1", "crossbars"], L.loc["fc2", "crossbars"]) == (175, 3)
+    cell = 128 * 128 * 0.049152
+    from codesign.hw.components import build_components
+    adc_um2 = build_components(spec).adc.area_um2
+    for lay, xb in (("fc1", 175), ("fc2", 3)):
+        assert L.loc[lay, "area_array_um2"] == pytest.approx(xb * cell)
+        assert L.loc[lay, "area_adc_um2"] == pytest.approx(xb * 16 * adc_um2)   # 128 / mux 8
+    assert L.loc["fc1", "area_adc_um2"] / L.loc["fc2", "area_adc_um2"] == pytest.approx(175 / 3)
+    assert L.loc["fc1", "area_um2"] > 20 * L.loc["fc2", "area_um2"]
+    used = 784 * 100 * 32 + 100 * 10 * 32
+    assert r.summary["utilisation"] == pytest.approx(used / (178 * 128 * 128))
+    # more output features -> more column blocks -> more area
+    wider = map_network(seq_graph((784,), [("linear", "fc1", 200), ("lif", "l1")],
+                                  encoding="rate"), spec).layers.iloc[0]
+    assert wider["crossbars"] == 7 * 50 and wider["area_um2"] > L.loc["fc1", "area_um2"]
