@@ -214,3 +214,45 @@ def test_shipped_copy_of_hw_is_accepted(tmp_path: Path, ckpt: Path) -> None:
     shutil.copy(HW, p)
     r = _run([str(ckpt), "--hw", str(p), "--out", str(tmp_path / "o"), "--quiet"])
     assert r.exit_code == 0, r.output
+
+
+def test_vgg9_workload_reproduces_spikesim_through_the_cli(tmp_path: Path) -> None:
+    """The plain command, no override: SpikeSim's released VGG9 totals (ela_spikesim.py,
+    /work/shared/research/spikesim.md: E 15,906,934 pJ, A 8,425,528.76 um2, D 62,832,640 ns)."""
+    out = tmp_path / "ss"
+    r = _run([str(VGG9), "--hw", str(SPIKESIM), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["energy_pj"] == pytest.approx(15_906_934.03, rel=1e-9)
+    assert s["area_um2"] == pytest.approx(8_425_528.76, rel=1e-9)
+    assert s["latency_ns"] == pytest.approx(62_832_640.0, rel=1e-12)
+    assert s["inputs"]["overrides"]["ubits"] is None
+    # TOPS/W printed with the op convention it depends on
+    assert "TOPS/W" in r.stdout and "op convention: ops = 2 * MACs * T" in r.stdout
+
+
+@pytest.mark.parametrize("preset", ["spikesim_rram_65nm", "rram_physical_32nm",
+                                    "sram_neurosim_22nm"])
+def test_linear_only_workload_maps_or_is_refused_cleanly(preset: str, tmp_path: Path) -> None:
+    w = tmp_path / "mlp.yaml"
+    w.write_text("name: mlp\ninput_shape: [64]\nT: 2\nencoding: rate\nbits: {wbits: 4, ubits: 4}\n"
+                 "layers:\n  - {linear: 32}\n  - {linear: 10, lif: false}\n")
+    out = tmp_path / "o"
+    r = _run([str(w), "--hw", preset, "--out", str(out), "--quiet"])
+    assert "Traceback" not in r.output and "KeyError" not in r.output
+    if preset == "spikesim_rram_65nm":   # SpikeSim's ELA costs conv layers only
+        assert r.exit_code == 2, r.output
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and "conv layers only" in lines[0] and "mlp" in lines[0]
+        assert not out.exists()
+    else:
+        assert r.exit_code == 0, r.output
+        layers = pd.read_csv(out / "layers.csv")
+        assert list(layers["layer"]) == ["fc1", "fc2"] and (layers["energy_pj"] > 0).all()
+
+
+def test_cli_report_files_are_the_writers() -> None:
+    from codesign.cli.map_cmd import REPORT_FILES as CLI_FILES
+    from codesign.report import REPORT_FILES
+
+    assert tuple(CLI_FILES) == tuple(REPORT_FILES)

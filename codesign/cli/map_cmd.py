@@ -136,5 +136,6 @@ def print_table(result: Any) -> None:
     console.print(f"EDAP {_fmt(s.get('edap_pj_ns_mm2'))} {s.get('edap_unit', '')}, "
                   f"{_fmt(s.get('tops_per_w'))} TOPS/W, {_fmt(s.get('tops_per_mm2'))} TOPS/mm2; "
                   "total latency is pipelined, not the sum of the rows", highlight=False)
+    console.print(f"op convention: {s.get('op_convention')}", highlight=False, markup=False)
     for note in s.get("notes") or []:
         console.print(f"note: {note}", highlight=False, markup=False)
