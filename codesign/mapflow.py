@@ -247,6 +247,7 @@ def map_model(
     batch_size: int = 32,
     activity: Optional[dict[str, np.ndarray]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    static_input_once: bool = True,
 ) -> MapResult:
     """Map ``model`` onto ``hw`` and cost it (see the module docstring).
 
@@ -256,6 +257,8 @@ def map_model(
     ``seed``. ``dense=True`` ignores ``data``. Returns the hardware model's
     :class:`~codesign.hw.MapResult` with ``summary["inputs"]`` added. ``progress(done, total)``
     is called after every batch of the activity measurement (samples run, samples in all).
+    ``static_input_once``: a static input (direct encoding) is read on the crossbars once per
+    inference (see :func:`codesign.hw.map_network`).
     """
     if mapping not in MAPPING_MODES:
         raise CodesignError(f"mapping: expected one of {', '.join(MAPPING_MODES)}, got "
@@ -279,7 +282,8 @@ def map_model(
                                     seed=seed, progress=progress)
         act_meta = activity.meta if isinstance(activity, Activity) else {}
     result = map_network(src.graph, spec, activity=activity, mapping=mapping,
-                         duplication=duplication, wbits=wbits, ubits=ubits)
+                         duplication=duplication, wbits=wbits, ubits=ubits,
+                         static_input_once=static_input_once)
     result.summary["inputs"] = {
         "model": src.path,
         "model_kind": src.kind,

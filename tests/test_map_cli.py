@@ -256,3 +256,17 @@ def test_cli_report_files_are_the_writers() -> None:
     from codesign.report import REPORT_FILES
 
     assert tuple(CLI_FILES) == tuple(REPORT_FILES)
+
+
+def test_cli_static_input_once_by_default(tmp_path: Path) -> None:
+    w = ROOT / "models" / "workloads" / "vgg16_cifar10.yaml"
+    a, b = tmp_path / "once", tmp_path / "every"
+    assert _run([str(w), "--hw", str(HW), "--out", str(a), "--quiet"]).exit_code == 0
+    r = _run([str(w), "--hw", str(HW), "--out", str(b), "--quiet", "--recompute-static-input"])
+    assert r.exit_code == 0, r.output
+    la, lb = (pd.read_csv(p / "layers.csv").set_index("layer") for p in (a, b))
+    sa, sb = (json.loads((p / "summary.json").read_text()) for p in (a, b))
+    assert sa["static_input_once"] and not sb["static_input_once"]
+    T = sa["T"]
+    assert la.loc["conv1", "energy_adc_pj"] == pytest.approx(lb.loc["conv1", "energy_adc_pj"] / T)
+    assert any("static input computed once" in n for n in sa["notes"])

@@ -49,13 +49,16 @@ REPORT_FILES = ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.
 @click.option("--T", "T", type=int, default=None, help="NIR only: time steps per inference.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Report directory (created).")
+@click.option("--recompute-static-input", is_flag=True,
+              help="Read a static input (the image under direct encoding) on the crossbars at "
+                   "every step; default: once per inference.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: int,
             split_seed: Optional[int], dense: bool, mapping: str, wbits: Optional[int],
             ubits: Optional[int], adc_bits: Optional[int], dt_s: Optional[float],
-            reset: Optional[str], T: Optional[int], out: Path, as_json: bool,
-            quiet: bool) -> None:
+            reset: Optional[str], T: Optional[int], out: Path, recompute_static_input: bool,
+            as_json: bool, quiet: bool) -> None:
     """Map MODEL (checkpoint .pt, workload .yaml or .nir) onto --hw and cost it."""
     from codesign.mapflow import map_model
     from codesign.report import write_report
@@ -76,7 +79,8 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: 
         result = map_model(model, hw, data=data_name, samples=samples, seed=seed,
                            split_seed=split_seed, dense=dense, mapping=mapping, wbits=wbits,
                            ubits=ubits, adc_bits=adc_bits, dt_s=dt_s, reset=reset, T=T,
-                           progress=bar.update)
+                           progress=bar.update,
+                           static_input_once=not recompute_static_input)
         secs = (result.summary.get("inputs") or {}).get("activity_seconds")
         if secs is not None:
             bar.log(f"codesign map: activity measured on {activity_text(result.summary)} "
