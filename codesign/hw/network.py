@@ -181,6 +181,7 @@ def map_network(
                        "activity", mapping="kernel_position" if compat == "spikesim" else
                        mapping, T=T, latency_ns=latency_ns, tiles=tiles_total, g=g,
                        activity=activity, notes=ctx.notes)
+    summary["static_input_once"] = bool(static_input_once) and compat != "spikesim"
     return MapResult(layers=layers, summary=summary, per_step=per_step, mappings=mappings,
                      spec=spec)
 
