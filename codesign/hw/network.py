@@ -390,7 +390,8 @@ def _generic(ctx: _Ctx, synaptic, plan: topo.NeuronPlan, mapping, duplication, w
 
 
 def _spikesim(ctx: _Ctx, synaptic, plan: topo.NeuronPlan, wbits):
-    g, spec, comps, T = ctx.g, ctx.spec, ctx.comps, ctx.T
+    g, spec, T = ctx.g, ctx.spec, ctx.T
+    ela = ss.ela_model(spec, ctx.comps)
     facts = ss.graph_facts(g)
     convs = [n for n in synaptic if topo.layer(g, n).op == "conv"]
     if not convs:
@@ -421,15 +422,15 @@ def _spikesim(ctx: _Ctx, synaptic, plan: topo.NeuronPlan, wbits):
         ub = info.ubits if info is not None else resolve_ubits(None, spec, ub_override)
         layers.append(ss.SpikeSimLayer(n, m, lay.in_channels, lay.out_channels,
                                        tuple(lay.in_shape[1:]), out_hw, ub))
-    ctx.notes.extend(ss.check_layers(layers, spec))
-    areas, n_tiles = ss.network_area_um2(layers, spec, comps, facts.neuron_memory_layers)
-    latency, busy = ss.network_latency_ns(layers, spec, T)
+    ctx.notes.extend(ss.check_layers(layers))
+    areas, n_tiles = ss.network_area_um2(layers, ela, facts.neuron_memory_layers)
+    latency, busy = ss.network_latency_ns(layers, ela, T)
     total_pes = max(sum(ss.pes(x) for x in layers), 1)
     rows, steps = [], []
     for lay_ss in layers:
         n, m = lay_ss.name, lay_ss.mapping
         lay = topo.layer(g, n)
-        e, counts = ss.layer_energy(lay_ss, spec, comps, T)
+        e, counts = ss.layer_energy(lay_ss, ela, T)
         counts["sops"] = float(lay.macs_per_step * T)
         info = infos[n]
         sig = signals.input_signal(g, n)

@@ -115,14 +115,36 @@ class SpikeSimLayer:
     ubits: int
 
 
-def n_adc(spec: HardwareSpec) -> int:
-    """ADCs per PE in SpikeSim's accounting: ``ceil(cols / mux)`` (``xbar_size / 8``)."""
-    return math.ceil(spec.crossbar.cols / spec.adc.mux)
+@dataclass(frozen=True)
+class ELA:
+    """What SpikeSim's accounting reads, taken once from a spec: its component models and the
+    few settings that are not components (built by :func:`ela_model`; the functions below read
+    only this, never the spec beside it)."""
 
-
-def pe_cycle_ns(spec: HardwareSpec) -> float:
+    comps: Components
+    n_adc: int
+    """ADCs per PE: ``ceil(cols / mux)`` (SpikeSim's ``xbar_size / 8``)."""
+    pe_cycle_ns: float
     """``pe_cycle_clocks * 1000 / f_MHz`` (104 ns at 26 clocks, 250 MHz)."""
-    return spec.spikesim.pe_cycle_clocks * spec.clock.period_ns  # type: ignore[union-attr]
+    pes_per_tile: int
+    pipeline_overlap: float
+    sub_ops_per_adc: int
+    mem_fetch_energy_pj: float
+    fmap_bits: int
+    fmap_bit_area_um2: float
+
+
+def ela_model(spec: HardwareSpec, comps: Components) -> ELA:
+    """The :class:`ELA` of ``spec`` (which needs its ``spikesim`` section)."""
+    ss = spec.spikesim
+    if ss is None:
+        raise CodesignError(f"{spec.file or spec.name}: spikesim: missing section (required "
+                            "with compat: spikesim)")
+    return ELA(comps=comps, n_adc=math.ceil(spec.crossbar.cols / spec.adc.mux),
+               pe_cycle_ns=ss.pe_cycle_clocks * spec.clock.period_ns,
+               pes_per_tile=spec.hierarchy.pes_per_tile, pipeline_overlap=ss.pipeline_overlap,
+               sub_ops_per_adc=ss.sub_ops_per_adc, mem_fetch_energy_pj=ss.mem_fetch_energy_pj,
+               fmap_bits=ss.fmap_bits, fmap_bit_area_um2=ss.fmap_bit_area_um2)
 
 
 def pes(layer: SpikeSimLayer) -> int:
@@ -131,20 +153,19 @@ def pes(layer: SpikeSimLayer) -> int:
     return m.groups * math.ceil(m.in_per_group / m.xbar_rows) * m.col_blocks
 
 
-def cycle_actions(spec: HardwareSpec, k2: int) -> dict[str, float]:
+def cycle_actions(ela: ELA, k2: int) -> dict[str, float]:
     """Actions of one PE cycle by component (see module docstring)."""
-    a = n_adc(spec)
+    a = ela.n_adc
     return {
-        "array": a * k2, "adc": a * a, "mux": a * a,
-        "shift_add": a * spec.spikesim.sub_ops_per_adc,  # type: ignore[union-attr]
+        "array": a * k2, "adc": a * a, "mux": a * a, "shift_add": a * ela.sub_ops_per_adc,
         "pe_buffer": a, "tile_buffer": 1, "interconnect": 1, "mem_fetch": 1, "neuron": 1,
     }
 
 
-def cycle_energy_pj(spec: HardwareSpec, comps: Components, k2: int, ubits: int
-                    ) -> dict[str, float]:
+def cycle_energy_pj(ela: ELA, k2: int, ubits: int) -> dict[str, float]:
     """Energy of one PE cycle by component (pJ); sums to SpikeSim's ``PE_cycle_energy``."""
-    act = cycle_actions(spec, k2)
+    act = cycle_actions(ela, k2)
+    comps = ela.comps
     xb = comps.crossbar
     per_action = {
         "array": xb.read_energy(xb.rows, xb.cols),
@@ -154,18 +175,15 @@ def cycle_energy_pj(spec: HardwareSpec, comps: Components, k2: int, ubits: int
         "pe_buffer": comps.pe_buffer.energy_pj,
         "tile_buffer": comps.tile_buffer.energy_pj,
         "interconnect": comps.interconnect.energy_pj,
-        "mem_fetch": spec.spikesim.mem_fetch_energy_pj,  # type: ignore[union-attr]
+        "mem_fetch": ela.mem_fetch_energy_pj,
         "neuron": comps.lif(ubits).energy_pj,
     }
     return {k: act[k] * per_action[k] for k in act}
 
 
-def check_layers(layers: list[SpikeSimLayer], spec: HardwareSpec) -> list[str]:
+def check_layers(layers: list[SpikeSimLayer]) -> list[str]:
     """Notes on what goes beyond the released ELA (it assumes one kernel size ``k`` for the
     whole network; here each layer's PEs hold its own ``k^2`` crossbars)."""
-    if spec.spikesim is None:
-        raise CodesignError(f"{spec.file or spec.name}: spikesim: missing section (required "
-                            "with compat: spikesim)")
     ks = sorted({lay.mapping.kernel for lay in layers})
     if len(ks) > 1:
         return [f"compat spikesim: kernel sizes {ks} differ; each layer's PEs hold its own "
@@ -178,16 +196,16 @@ def k2_of(lay: SpikeSimLayer) -> int:
     return lay.mapping.kernel[0] * lay.mapping.kernel[1]
 
 
-def layer_energy(lay: SpikeSimLayer, spec: HardwareSpec, comps: Components, T: int
+def layer_energy(lay: SpikeSimLayer, ela: ELA, T: int
                  ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Energy per step by component ``(T,)`` and counts of one conv layer."""
     m = lay.mapping
     k2 = k2_of(lay)
     cyc = m.col_blocks * m.groups * math.ceil(m.in_per_group / m.xbar_rows) * (
         lay.out_hw[0] * lay.out_hw[1])
-    per_cycle = cycle_energy_pj(spec, comps, k2, lay.ubits)
+    per_cycle = cycle_energy_pj(ela, k2, lay.ubits)
     e = {k: np.full(T, cyc * per_cycle.get(k, 0.0)) for k in ENERGY_COMPONENTS}
-    act = cycle_actions(spec, k2)
+    act = cycle_actions(ela, k2)
     counts = {
         "pe_cycles": float(cyc * T),
         "crossbar_reads": float(cyc * T * act["array"]),
@@ -197,7 +215,7 @@ def layer_energy(lay: SpikeSimLayer, spec: HardwareSpec, comps: Components, T: i
     return e, counts
 
 
-def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Components,
+def network_area_um2(layers: list[SpikeSimLayer], ela: ELA,
                      neuron_memory_layers: Optional[int] = None
                      ) -> tuple[dict[str, dict[str, float]], int]:
     """Area by component per layer and the tile count.
@@ -208,9 +226,9 @@ def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Com
     layers share one ``k``). Neuron memory is charged for the first ``neuron_memory_layers``
     layers (``None``: all).
     """
-    ss = spec.spikesim
-    a_adc = n_adc(spec)
-    ppt = spec.hierarchy.pes_per_tile
+    comps = ela.comps
+    a_adc = ela.n_adc
+    ppt = ela.pes_per_tile
     pe_list = [pes(lay) for lay in layers]
     n_tiles = math.ceil(sum(pe_list) / ppt) if pe_list else 0
     total_pes = max(sum(pe_list), 1)
@@ -226,8 +244,8 @@ def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Com
         a["pe_buffer"] = share * comps.pe_buffer.area_um2
         a["tile_buffer"] = share * comps.tile_buffer.area_um2
         a["interconnect"] = share * comps.interconnect.area_um2
-        a["fmap_memory"] = (lay.in_channels * lay.in_hw[0] * lay.in_hw[1] * ss.fmap_bits
-                            * ss.fmap_bit_area_um2)  # type: ignore[union-attr]
+        a["fmap_memory"] = (lay.in_channels * lay.in_hw[0] * lay.in_hw[1] * ela.fmap_bits
+                            * ela.fmap_bit_area_um2)
         if neuron_memory_layers is None or i < neuron_memory_layers:
             a["membrane"] = (lay.out_channels * lay.out_hw[0] * lay.out_hw[1] * lay.ubits
                              * comps.membrane(1).area_um2)
@@ -235,11 +253,11 @@ def network_area_um2(layers: list[SpikeSimLayer], spec: HardwareSpec, comps: Com
     return out, n_tiles
 
 
-def network_latency_ns(layers: list[SpikeSimLayer], spec: HardwareSpec, T: int
+def network_latency_ns(layers: list[SpikeSimLayer], ela: ELA, T: int
                        ) -> tuple[float, dict[str, float]]:
     """Total latency (ns) and each layer's busy time ``N_l * T * PE_cycle`` (ns)."""
-    cyc = pe_cycle_ns(spec)
-    overlap = spec.spikesim.pipeline_overlap  # type: ignore[union-attr]
+    cyc = ela.pe_cycle_ns
+    overlap = ela.pipeline_overlap
     neurons = [lay.out_channels * lay.out_hw[0] * lay.out_hw[1] for lay in layers]
     if not neurons:
         return 0.0, {}
