@@ -124,14 +124,18 @@ def test_quantized_lif_multistep_equals_step_loop_and_lies_on_grid() -> None:
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("surrogate", ["atan", "triangle"])
 @pytest.mark.parametrize("ubits,bound", [(3, False), (4, False), (4, True)])
+@pytest.mark.parametrize("saturating", [True, False])
 def test_quantized_fused_path_equals_autograd_reference(reset: str, timing: str, surrogate: str,
-                                                        ubits: int, bound: bool) -> None:
+                                                        ubits: int, bound: bool,
+                                                        saturating: bool) -> None:
     """Fused quantized LIF vs the per-step autograd graph of ``LIF.step`` (float64): the same
     spikes and H bit for bit; gradients of the input and of the membrane step (own learned
-    step, or a per-channel step bound from a feeding layer) equal to rounding."""
+    step: the scalar path; or a per-channel step bound from a feeding layer) equal to rounding.
+    With and without register saturation (the backward skips the clamp of unclamped steps)."""
     torch.manual_seed(5)
     chans = 5
-    x = (torch.randn(6, 3, chans, 4, dtype=torch.float64) * 1.2 + 0.5).requires_grad_()
+    x = torch.randn(6, 3, chans, 4, dtype=torch.float64)
+    x = (x * 1.2 + 0.5 if saturating else x.clamp(-2, 2) * 0.15 + 0.3).requires_grad_()
     lif = LIF(beta=0.8, theta=1.0, reset=reset, surrogate=surrogate, ubits=ubits,
               reset_timing=timing).double()
     if bound:
@@ -153,7 +157,7 @@ def test_quantized_fused_path_equals_autograd_reference(reset: str, timing: str,
     lo, hi = membrane_range(ubits)
     step = lif.membrane_step().detach().reshape((1, -1, 1) if bound else (1,))
     saturated = ((h1 > hi * step) | (h1 < lo * step)).sum()
-    assert saturated > 0  # the clamp (and its gradient to the step) is exercised
+    assert (saturated > 0) == saturating  # the clamp (and its gradient to the step) is exercised
     assert 0 < s1.sum() < s1.numel()
     for a, b in zip(g1, g2, strict=True):
         assert b.abs().sum() > 0

@@ -190,7 +190,11 @@ class _FusedQuantLIF(torch.autograd.Function):
                                                           gtheta_q -= S gx[t+1]
         carry gU[t] = beta gx[t+1];  gI[t] = gx[t];  gs += theta_int gtheta_q
 
-    summed over steps and reduced over the broadcast dimensions of ``s``.
+    summed over steps and reduced over the broadcast dimensions of ``s``. The forward notes
+    per step whether the clamp bit anywhere (one min/max pass); the backward skips the clamp
+    masks of steps where it did not (the masks would be all ones). A one-element step is
+    handled as a 0-d tensor (PyTorch's scalar fast path) and its gradient summed with dot
+    products instead of elementwise accumulators.
     """
 
     @staticmethod
@@ -202,8 +206,10 @@ class _FusedQuantLIF(torch.autograd.Function):
         err = torch.empty_like(current) if need_step_grad else None
         theta_q = theta_int * step
         lo_s, hi_s = lo * step, hi * step
+        lo_max, hi_min = float(lo_s.max()), float(hi_s.min())
         x = torch.empty_like(current[0])
         u = torch.empty_like(current[0]) if steps > 1 else None
+        clamped = [False] * steps
         for t in range(steps):
             h, s = out_h[t], out_s[t]
             if t == 0:  # U[0] = 0: x = beta * 0 + I
@@ -226,58 +232,71 @@ class _FusedQuantLIF(torch.autograd.Function):
                     torch.addcmul(h, h, s, value=-1.0, out=u)  # H (1 - S)
                 else:
                     torch.addcmul(h, s, theta_q, value=-1.0, out=u)  # H - theta_q S
+                u_min, u_max = torch.aminmax(u)
+                clamped[t] = bool(u_min < lo_max) or bool(u_max > hi_min)
                 torch.clamp(u, lo_s, hi_s, out=u)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(out_h, out_s, err, step, theta_int, theta_q, lo_s, hi_s)
-        ctx.cfg = (beta, lo, hi, zero_reset, delayed, kind, alpha)
+        ctx.cfg = (beta, lo, hi, zero_reset, delayed, kind, alpha, clamped)
         return out_s, out_h
 
     @staticmethod
     def backward(ctx, grad_s, grad_h):  # type: ignore[override]
-        beta, lo, hi, zero_reset, delayed, kind, alpha = ctx.cfg
+        beta, lo, hi, zero_reset, delayed, kind, alpha, clamped = ctx.cfg
         out_h, out_s, err, step, theta_int, theta_q, lo_s, hi_s = ctx.saved_tensors
         none = (None,) * 9
         if grad_s is None and grad_h is None:
             return (None, None) + none
         need_step = err is not None and ctx.needs_input_grad[1]
+        scalar = step.numel() == 1
         steps = out_h.shape[0]
         grad_in = torch.empty_like(out_h)
         sg, gu, m, p = (torch.empty_like(out_h[0]) for _ in range(4))
-        gs_el = torch.zeros_like(out_h[0]) if need_step else None
-        gth = torch.zeros_like(out_h[0]) if need_step else None
+        elementwise = need_step and not scalar
+        gs_el = torch.zeros_like(out_h[0]) if elementwise else None
+        gth = torch.zeros_like(out_h[0]) if elementwise else None
+        acc = torch.zeros(2, dtype=torch.float64, device=out_h.device)  # scalar: gs, gtheta_q
+
+        def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return torch.dot(a.reshape(-1), b.reshape(-1))
+
         for t in range(steps - 1, -1, -1):
             h, s, g = out_h[t], out_s[t], grad_in[t]
             nxt = grad_in[t + 1] if t < steps - 1 else None
             if nxt is not None:  # gradient reaching U[t] through the next step, then the clamp
                 torch.mul(nxt, beta, out=gu)
-                if delayed:
-                    c = h
-                else:
-                    c = sg  # scratch: the clamp input, recomputed with the forward's operations
-                    if zero_reset:
-                        torch.addcmul(h, h, s, value=-1.0, out=c)
+                if clamped[t]:
+                    if delayed:
+                        c = h
                     else:
-                        torch.addcmul(h, s, theta_q, value=-1.0, out=c)
-                torch.gt(c, hi_s, out=m)
-                if gs_el is not None:
-                    gs_el.addcmul_(gu, m, value=float(hi))
-                torch.lt(c, lo_s, out=p)
-                if gs_el is not None:
-                    gs_el.addcmul_(gu, p, value=float(lo))
-                m.add_(p)
-                gu.addcmul_(gu, m, value=-1.0)  # inside the range only
+                        c = sg  # scratch: the clamp input, recomputed with the forward's ops
+                        if zero_reset:
+                            torch.addcmul(h, h, s, value=-1.0, out=c)
+                        else:
+                            torch.addcmul(h, s, theta_q, value=-1.0, out=c)
+                    torch.gt(c, hi_s, out=m)
+                    torch.lt(c, lo_s, out=p)
+                    if need_step:
+                        if scalar:
+                            acc[0] += hi * dot(gu, m) + lo * dot(gu, p)
+                        else:
+                            assert gs_el is not None
+                            gs_el.addcmul_(gu, m, value=float(hi))
+                            gs_el.addcmul_(gu, p, value=float(lo))
+                    m.add_(p)
+                    gu.addcmul_(gu, m, value=-1.0)  # inside the range only
             _surrogate_into(h, theta_q, kind, alpha, sg)
-            if grad_s is not None:  # p = gS
-                p.copy_(grad_s[t])
-            else:
-                p.zero_()
-            if nxt is not None:
-                if delayed:
-                    p.addcmul_(nxt, theta_q, value=-1.0)
-                elif zero_reset:
-                    p.addcmul_(h, gu, value=-1.0)
+            if nxt is None:  # p = gS
+                if grad_s is not None:
+                    p.copy_(grad_s[t])
                 else:
-                    p.addcmul_(gu, theta_q, value=-1.0)
+                    p.zero_()
+            else:
+                a, b = (nxt, theta_q) if delayed else ((h, gu) if zero_reset else (gu, theta_q))
+                if grad_s is not None:
+                    torch.addcmul(grad_s[t], a, b, value=-1.0, out=p)
+                else:
+                    torch.mul(a, b, out=p).neg_()
             p.mul_(sg)  # gS sg
             if grad_h is not None:
                 torch.add(grad_h[t], p, out=g)
@@ -287,17 +306,29 @@ class _FusedQuantLIF(torch.autograd.Function):
                 g.add_(gu)
                 if zero_reset:
                     g.addcmul_(gu, s, value=-1.0)  # gc (1 - S)
-            if gs_el is not None:
-                assert gth is not None and err is not None
-                gs_el.addcmul_(g, err[t])
-                gth.sub_(p)
-                if nxt is not None and not zero_reset:
-                    gth.addcmul_(s, nxt if delayed else gu, value=-1.0)
+            if need_step:
+                assert err is not None
+                other = None if nxt is None or zero_reset else (nxt if delayed else gu)
+                if scalar:
+                    acc[0] += dot(g, err[t])
+                    acc[1] -= p.sum(dtype=torch.float64)
+                    if other is not None:
+                        acc[1] -= dot(s, other)
+                else:
+                    assert gs_el is not None and gth is not None
+                    gs_el.addcmul_(g, err[t])
+                    gth.sub_(p)
+                    if other is not None:
+                        gth.addcmul_(s, other, value=-1.0)
         grad_step = None
-        if gs_el is not None:
-            assert gth is not None
-            gs_el.addcmul_(gth, theta_int)
-            grad_step = gs_el.sum_to_size(step.shape)
+        if need_step:
+            if scalar:
+                total = acc[0] + acc[1] * theta_int.reshape(()).to(torch.float64)
+                grad_step = total.to(step.dtype).reshape(step.shape)
+            else:
+                assert gs_el is not None and gth is not None
+                gs_el.addcmul_(gth, theta_int)
+                grad_step = gs_el.sum_to_size(step.shape)
         return (grad_in, grad_step) + none
 
 
@@ -373,7 +404,7 @@ class LIF(nn.Module):
     def _grid(self, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Membrane step and integer threshold shaped to broadcast over one ``dim``-D step."""
         step = self.membrane_step()
-        shape = (1, -1) + (1,) * (dim - 2) if step.numel() > 1 else (1,)
+        shape = (1, -1) + (1,) * (dim - 2) if step.numel() > 1 else ()  # () : a 0-d scalar
         return step.reshape(shape), self.threshold_int().reshape(shape)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
