@@ -41,6 +41,7 @@ from typing import Any, Optional
 
 from codesign.errors import CodesignError
 from codesign.hw import tech, units
+from codesign.hw.nonideal import NonIdeal
 from codesign.params import (
     BITS_MAX,
     DEFAULT_SOURCE,
@@ -432,6 +433,8 @@ class HardwareSpec:
     hierarchy: Hierarchy = section("hierarchy", Hierarchy)
     precision: Precision = section("precision", Precision)
     spikesim: Optional[SpikeSimCompat] = section("spikesim", SpikeSimCompat, required=False)
+    nonideal: Optional[NonIdeal] = section("nonideal", NonIdeal, required=False)
+    """Crossbar non-idealities for the functional simulator (:mod:`codesign.hw.nonideal`)."""
     description: str = text("description", default="")
     compat: str = choice("compat", COMPAT_MODES, default="none")
     """``spikesim``: cost with SpikeSim's released ELA accounting (see :mod:`.spikesim`)."""
