@@ -114,7 +114,8 @@ def _fmt(v: Any, scale: float = 1.0, digits: int = 4) -> str:
 
 
 def print_table(result: Any) -> None:
-    """Per-layer energy (nJ), latency (us), area (mm2) and totals, as a rich table on stdout."""
+    """Per-layer energy (uJ), latency (us), area (mm2) and totals, as a rich table on stdout
+    (the units of the report's figures)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -123,16 +124,16 @@ def print_table(result: Any) -> None:
     table = Table(title=f"{s.get('graph')} on {s.get('spec_name')} ({s.get('mode')}, "
                         f"{s.get('mapping')}, T={s.get('T')})")
     for col, just in (("layer", "left"), ("op", "left"), ("crossbars", "right"),
-                      ("util", "right"), ("energy nJ", "right"), ("latency us", "right"),
+                      ("util", "right"), ("energy uJ", "right"), ("latency us", "right"),
                       ("area mm2", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for _, r in df.iterrows():
         table.add_row(str(r["layer"]), str(r["op"]), _fmt(r.get("crossbars"), digits=6),
-                      _fmt(r.get("utilisation"), digits=3), _fmt(r["energy_pj"], 1e-3),
+                      _fmt(r.get("utilisation"), digits=3), _fmt(r["energy_pj"], 1e-6),
                       _fmt(r["latency_ns"], 1e-3), _fmt(r["area_um2"], 1e-6))
     table.add_section()
     table.add_row("total", "", _fmt(s.get("crossbars"), digits=6), _fmt(s.get("utilisation"),
-                  digits=3), _fmt(s["energy_pj"], 1e-3), _fmt(s["latency_ns"], 1e-3),
+                  digits=3), _fmt(s["energy_pj"], 1e-6), _fmt(s["latency_ns"], 1e-3),
                   _fmt(s["area_mm2"]))
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
     console.print(table)
