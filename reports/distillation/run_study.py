@@ -7,8 +7,10 @@ Questions (mnist5k and nmnist5k, T = 4):
 * Q2 temporal-wise KD vs standard (mean-logit) KD: test accuracy with the first 1..T steps.
 * Q3 multi-stage (teacher -> assistant -> student) vs direct distillation.
 
-Resumable: every run writes ``results/<name>-<hash>.json`` atomically, keyed by a hash of its
-configuration; a rerun skips finished runs. ``--report`` only rebuilds README.md and figures.
+Resumable: the grid runs on the library's resumable runner (:func:`codesign.sweep.run_jobs`,
+the one behind ``codesign sweep-bits``): every run's record is written as
+``results/<name>-<hash>.json`` atomically by the driver, keyed by a hash of its configuration;
+a rerun skips finished runs. ``--report`` only rebuilds README.md and figures.
 
     .venv/bin/python reports/distillation/run_study.py --workers 2
     .venv/bin/python reports/distillation/run_study.py --report
@@ -19,11 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import sys
-import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -130,15 +128,6 @@ def deps(cfg: dict) -> list[dict]:
     return [teacher_job(cfg["dataset"])]
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------------------------- a run
 
 
@@ -149,8 +138,8 @@ def _data(name: str):
     return load_dataset(name, split_seed=0, T=T)
 
 
-def run(cfg: dict) -> str:
-    """Train one configuration and write its JSON; returns the result path."""
+def run(cfg: dict) -> dict:
+    """Train one configuration; returns its record (the runner stores it)."""
     import torch
 
     torch.set_num_threads(1)
@@ -188,44 +177,29 @@ def run(cfg: dict) -> str:
            "params": net.n_params(), "source_test_accuracy": source_acc,
            "distill_settings": loss_fn.settings.to_dict() if loss_fn else None,
            "history": res.history}
-    path = result_path(cfg)
-    write_json_atomic(path, out)
-    return str(path)
+    return out
+
+
+def _describe(cfg: dict, rec: dict) -> str:
+    return (f"{result_path(cfg).name}: acc {100 * rec['test_accuracy']:.1f} % in "
+            f"{rec['seconds']:.0f} s")
 
 
 def run_all(seeds: list[int], workers: int, budget_min: float) -> None:
-    """Run the grid with ``workers`` processes; submit nothing new after ``budget_min``."""
-    todo = [c for c in grid(seeds) if not result_path(c).exists()]
-    print(f"{len(todo)} run(s) to do", file=sys.stderr, flush=True)
-    running: dict[Future, dict] = {}
-    t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        while todo or running:
-            late = time.perf_counter() - t0 > 60 * budget_min
-            if late and todo:
-                print(f"time budget reached: {len(todo)} run(s) not started", file=sys.stderr)
-                todo = []
-            for cfg in list(todo):
-                if len(running) >= workers:
-                    break
-                if all(result_path(d).exists() for d in deps(cfg)):
-                    todo.remove(cfg)
-                    running[pool.submit(run, cfg)] = cfg
-            if not running:
-                if todo:
-                    print("no runnable job left: a dependency failed", file=sys.stderr)
-                break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                cfg = running.pop(fut)
-                try:
-                    path = fut.result()
-                    r = json.loads(Path(path).read_text())
-                    print(f"[{time.perf_counter() - t0:6.0f} s] {Path(path).name}: "
-                          f"acc {100 * r['test_accuracy']:.1f} % in {r['seconds']:.0f} s",
-                          file=sys.stderr, flush=True)
-                except Exception as exc:  # keep the sweep going; the run is retried next time
-                    print(f"FAILED {cfg}: {exc!r}", file=sys.stderr, flush=True)
+    """Run the grid with ``workers`` processes (1: serial, in this process) on the library's
+    runner; submit nothing new after ``budget_min``; a failed run is reported and retried by the
+    next invocation."""
+    from codesign.sweep import JobSpec, ResultStore, open_executor, run_jobs
+
+    spec = JobSpec(evaluate=run, key=key, record=lambda cfg, rec, seconds: rec,
+                   name=lambda cfg: result_path(cfg).name, describe=_describe,
+                   ready=lambda cfg: all(result_path(d).exists() for d in deps(cfg)))
+    store = ResultStore(RESULTS, subdir=None, log=False)
+    with open_executor(workers) as backend:
+        report = run_jobs(grid(seeds), spec, store, backend, label="study",
+                          deadline_s=60 * budget_min, stop_on_error=False)
+    for k, err in report.failed:
+        print(f"FAILED {k}: {err}", flush=True)
 
 
 # -------------------------------------------------------------------------------- report
