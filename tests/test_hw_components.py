@@ -8,11 +8,9 @@ import pytest
 from test_hw_nets import q, tiny_dict, tiny_spec
 
 from codesign.errors import CodesignError
-from codesign.hw import tech
-from codesign.hw import adc_law
+from codesign.hw import adc_law, tech
 from codesign.hw.components import adc_model, build_components
 from codesign.hw.spec import load_spec, preset_path, spec_from_dict
-
 
 # Murmann-survey regression as evaluated in /work/shared/research/imc_simulators.md, section 5.2
 # (accelergy-adc-plug-in model.yaml): node -> {bits: pJ per conversion}, below the rate corner
