@@ -152,3 +152,22 @@ def test_channel_stats_equal_torch_mean_var_with_gradients(shape) -> None:
     (g5,) = torch.autograd.grad((channel_stats(y)[0] * w_m).sum(), y)  # mean only
     (g6,) = torch.autograd.grad((y.mean(dim=dims) * w_m).sum(), y)
     assert torch.allclose(g5, g6, atol=1e-13)
+
+
+def test_reset_timing_is_carried_by_spec_and_checkpoint(tmp_path) -> None:
+    torch.manual_seed(0)
+    net = build_model("vgg-tiny", neuron={"reset_timing": "delayed"},
+                      quant={"wbits": 4, "ubits": 4}).eval()
+    lifs = [m for m in net.modules() if isinstance(m, LIF)]
+    assert lifs and all(m.reset_timing == "delayed" and m.delayed for m in lifs)
+    path = tmp_path / "d.pt"
+    save_checkpoint(path, net, {})
+    net2, _ = load_checkpoint(path)
+    assert all(m.reset_timing == "delayed" for m in net2.modules() if isinstance(m, LIF))
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(net(x), net2(x))
+    # the default stays the immediate reset (older checkpoints carry no reset_timing)
+    assert all(m.reset_timing == "immediate"
+               for m in build_model("vgg-tiny").modules() if isinstance(m, LIF))
+    with pytest.raises(CodesignError, match="reset_timing"):
+        build_model("vgg-tiny", neuron={"reset_timing": "late"})

@@ -9,7 +9,8 @@ Spec keys (defaults in :data:`DEFAULT_SPEC`)::
     T: 4                      # time steps
     encoding: direct | rate | events
     batch_norm: true
-    neuron: {beta: 0.5, theta: 1.0, reset: subtract, surrogate: atan, alpha: 2.0}
+    neuron: {beta: 0.5, theta: 1.0, reset: subtract, surrogate: atan, alpha: 2.0,
+             reset_timing: immediate}   # or delayed (snnTorch's default reset_delay=True)
     quant: {wbits: null, ubits: null, first_bits: null, last_bits: null, per_channel: false}
     # vgg:    channels: [32, M, 64, M]   (int = 3x3 conv + BN + LIF, M = 2x2 max pool, A = avg pool)
     #         fc: [256]                  (hidden linear + LIF layers before the readout)
@@ -34,7 +35,7 @@ from codesign.errors import CodesignError
 from codesign.snn.encoding import ENCODINGS
 from codesign.snn.layers import Flatten, GlobalAvgPool, Pool, Synapse
 from codesign.snn.model import MSBlock, SpikingNet
-from codesign.snn.neuron import LIF, RESETS
+from codesign.snn.neuron import LIF, RESET_TIMINGS, RESETS
 from codesign.snn.surrogate import SURROGATES
 
 DEFAULT_SPEC: dict[str, Any] = {
@@ -45,7 +46,8 @@ DEFAULT_SPEC: dict[str, Any] = {
     "T": 4,
     "encoding": "direct",
     "batch_norm": True,
-    "neuron": {"beta": 0.5, "theta": 1.0, "reset": "subtract", "surrogate": "atan", "alpha": 2.0},
+    "neuron": {"beta": 0.5, "theta": 1.0, "reset": "subtract", "surrogate": "atan", "alpha": 2.0,
+               "reset_timing": "immediate"},
     "quant": {"wbits": None, "ubits": None, "first_bits": None, "last_bits": None,
               "per_channel": False},
 }
@@ -128,6 +130,7 @@ def _validate(spec: dict, origin: str) -> None:
     ck.real(n["beta"], "neuron.beta", ge=0.0, le=1.0)
     ck.real(n["theta"], "neuron.theta", gt=0.0, le=params.MAX_QUANTITY)
     ck.choice(n["reset"], "neuron.reset", RESETS)
+    ck.choice(n["reset_timing"], "neuron.reset_timing", RESET_TIMINGS)
     ck.choice(n["surrogate"], "neuron.surrogate", SURROGATES)
     ck.real(n["alpha"], "neuron.alpha", gt=0.0, le=1e6)
     q = ck.mapping(spec["quant"], "quant", "a mapping of quant keys")
@@ -207,7 +210,7 @@ class _Builder:
 
     def lif(self, name: str, feed: Optional[Synapse]) -> LIF:
         lif = LIF(self.n["beta"], self.n["theta"], self.n["reset"], self.n["surrogate"],
-                  self.n["alpha"], self.q["ubits"])
+                  self.n["alpha"], self.q["ubits"], self.n["reset_timing"])
         if feed is not None and feed.wq.enabled and lif.ubits is not None:
             lif.bind_scale(feed.weight_step)
         self.layers[name] = lif
@@ -271,11 +274,11 @@ def _build_resnet(b: _Builder, spec: dict) -> int:
             st = stride if j == 0 else 1
             wb = b.q["wbits"]
             lif_a = LIF(b.n["beta"], b.n["theta"], b.n["reset"], b.n["surrogate"], b.n["alpha"],
-                        b.q["ubits"])
+                        b.q["ubits"], b.n["reset_timing"])
             conv_a = Synapse("conv", c, width, kernel_size=3, stride=st, padding=1,
                              batch_norm=b.bn, wbits=wb, per_channel=bool(b.q["per_channel"]))
             lif_b = LIF(b.n["beta"], b.n["theta"], b.n["reset"], b.n["surrogate"], b.n["alpha"],
-                        b.q["ubits"])
+                        b.q["ubits"], b.n["reset_timing"])
             if conv_a.wq.enabled and lif_b.ubits is not None:
                 lif_b.bind_scale(conv_a.weight_step)
             conv_b = Synapse("conv", width, width, kernel_size=3, padding=1, batch_norm=b.bn,
