@@ -72,10 +72,9 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: 
         raise CodesignError(f"--seed {seed}: expected a non-negative integer")
     check_out_dir(out, REPORT_FILES)
     measured = not dense and data_name is not None
-    if not quiet:
-        what = f"up to {samples} {data_name} test samples" if measured else "dense"
-        click.echo(f"codesign map: {model} on {hw} ({what})", err=True)
-    with Reporter("activity (samples)", samples, enabled=not quiet and measured) as bar:
+    # nothing on stderr before the inputs are validated: bad input gets exactly one line
+    with Reporter(f"{model.name}: activity on {data_name} test samples", samples,
+                  enabled=not quiet and measured) as bar:
         result = map_model(model, hw, data=data_name, samples=samples, seed=seed,
                            split_seed=split_seed, dense=dense, mapping=mapping, wbits=wbits,
                            ubits=ubits, adc_bits=adc_bits, dt_s=dt_s, reset=reset, T=T,
@@ -91,7 +90,8 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: 
     else:
         print_table(result)
     if not quiet:
-        click.echo(f"codesign map: wrote {', '.join(sorted(paths))} to {out}", err=True)
+        click.echo(f"codesign map: {model} on {hw} ({activity_text(result.summary)}): wrote "
+                   f"{', '.join(sorted(paths))} to {out}", err=True)
 
 
 def activity_text(summary: dict) -> str:
