@@ -10,11 +10,20 @@ norm is folded into the weights before quantizing, as the hardware stores them:
 with ``Q_w`` the LSQ weight quantizer of step ``s`` and ``Q_s`` rounding the bias to the same
 step (an integer of ``bias_bits`` bits). In training the fold uses the batch statistics of the
 float convolution ``W * x`` (and updates the running ones); in eval it uses the running ones.
+
+The seam: the weight-times-input step ``y = W x + b`` of every path (float, quantized, static
+first layer) goes through :attr:`Synapse.backend` when one is set: a callable
+``backend(synapse, x, w, b) -> y`` with the weight and bias the path would use (fake-quantized
+on the quantized path; BN applied after a float backend as after the plain op). ``None``
+(default) is the ideal digital product, computed exactly as without the seam. A crossbar backend
+(:class:`codesign.sim.backend.CrossbarBackend`) replaces it for inference and hardware-aware
+training alike.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Optional
 
 import torch
@@ -24,6 +33,9 @@ from torch import nn
 from codesign.snn.quant import WeightQuantizer, channel_stats, round_ste
 
 BIAS_BITS = 16
+
+#: ``backend(synapse, x, w, b) -> y``: the weight-times-input step of a :class:`Synapse`
+Backend = Callable[["Synapse", torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 
 
 def fold_time(x: torch.Tensor) -> torch.Tensor:
@@ -64,6 +76,8 @@ class Synapse(nn.Module):
         else:
             raise ValueError(f"Synapse kind {kind!r}")
         self.wq = WeightQuantizer(wbits, out_features, per_channel)
+        self.backend: Optional[Backend] = None
+        """The weight-times-input step (module docstring); ``None``: ideal."""
 
     @property
     def wbits(self) -> Optional[int]:
@@ -119,13 +133,24 @@ class Synapse(nn.Module):
         bq = round_ste(torch.clamp(b / s, -lim, lim)) * s
         return wq, bq
 
+    def _product(self, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor]
+                 ) -> torch.Tensor:
+        """The weight-times-input step through the backend (module docstring)."""
+        assert self.backend is not None
+        return self.backend(self, x, w, b)
+
     def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         """One step (or time-folded batch) ``(N, ...) -> (N, ...)``."""
         if not self.wq.enabled:
-            y = self.op(x)
+            if self.backend is None:
+                y = self.op(x)
+            else:
+                y = self._product(x, self.op.weight, self.op.bias)
             return self.bn(y) if self.bn is not None else y
         w, b = self.folded(x)
         wq, bq = self._quantize(w, b)
+        if self.backend is not None:
+            return self._product(x, wq, bq)
         return self._linear_op(x, wq, bq)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +165,7 @@ class Synapse(nn.Module):
 
     def _forward_static(self, x: torch.Tensor, steps: int) -> torch.Tensor:
         """``forward_folded`` of ``steps`` stacked copies of ``x``, returned for one copy."""
-        y = self.op(x)
+        y = self.op(x) if self.backend is None else self._product(x, self.op.weight, self.op.bias)
         bn = self.bn
         if bn is None:
             return y

@@ -1,0 +1,74 @@
+"""The Synapse seam: consulted on every path, ideal by default; the crossbar backend behind it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codesign.data import load_dataset
+from codesign.hw.spec import load_spec, preset_path
+from codesign.sim import network as hn
+from codesign.sim.backend import CrossbarBackend, attach, detach
+from codesign.snn.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def images():
+    d = load_dataset("mnist5k", split_seed=0, test_fraction=0.2)
+    return d.x_test[:12], d.y_test[:12]
+
+
+@pytest.mark.parametrize("path", ["models/teacher_fp.pt", "models/student_w4u4.pt"])
+def test_seam_is_consulted_on_every_path_and_ideal_changes_nothing(path, images):
+    x, _ = images
+    model, _ = load_checkpoint(path)
+    model.eval()
+    with torch.no_grad():
+        plain = model(x)
+    seen: list[str] = []
+    names = {id(s): n for n, s in model.synapses()}
+
+    def ideal(syn, xx, w, b):
+        seen.append(names[id(syn)])
+        return syn._linear_op(xx, w, b)
+
+    for _, syn in model.synapses():
+        syn.backend = ideal
+    with torch.no_grad():
+        routed = model(x)
+    assert torch.equal(plain, routed)
+    assert seen == [n for n, _ in model.synapses()]  # every layer, once (static conv1 too)
+
+
+def test_crossbar_backend_behind_the_seam(images):
+    x, y = images
+    model, _ = load_checkpoint("models/student_w4u4.pt")
+    model.eval()
+    spec = load_spec(preset_path("rram_physical_32nm"))
+    net = hn.build(model, spec, (1, 28, 28), nonideal="none", adc_bits=9)
+    gen = hn.program_chip(net, None)
+    with torch.no_grad():
+        ideal = model(x)
+    backend = CrossbarBackend(net, gen)
+    attach(model, backend)
+    out = model(x)
+    # same integer products; only float rounding differs (and with it the float LIF's ties,
+    # see codesign.sim.network), so logits agree on average and the predictions are equal
+    assert float((out - ideal).abs().mean()) < 0.1 * float(ideal.abs().mean())
+    assert torch.equal(out.mean(0).argmax(-1), ideal.mean(0).argmax(-1))
+    assert set(backend.calls) == {n for n, _ in model.synapses()}
+    # straight-through gradient for hardware-aware training
+    loss = torch.nn.functional.cross_entropy(out.mean(0), y)
+    loss.backward()
+    grads = [s.op.weight.grad for _, s in model.synapses()]
+    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+    detach(model)
+    with torch.no_grad():
+        assert torch.equal(model(x), ideal)
+    # a 3-bit ADC behind the seam changes the logits: the backend really is in the path
+    net3 = hn.build(model, spec, (1, 28, 28), nonideal="none", adc_bits=3)
+    attach(model, CrossbarBackend(net3, hn.program_chip(net3, None)))
+    with torch.no_grad():
+        coarse = model(x)
+    detach(model)
+    assert float((coarse - ideal).abs().mean()) > 0.5 * float(ideal.abs().mean())
