@@ -216,3 +216,21 @@ def test_missing_peer_fails_when_required(pytester, monkeypatch, require) -> Non
 def test_ci_requires_peers() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "CODESIGN_REQUIRE_PEERS=1" in ci
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("test_accuracy", "high", "meta.test_accuracy: expected int or float, got str"),
+    ("test_accuracy", float("nan"), "meta.test_accuracy: expected a fraction in [0, 1]"),
+    ("test_accuracy", 98.1, "meta.test_accuracy: expected a fraction in [0, 1]"),
+    ("command", 5, "meta.command: expected str, got int"),
+    ("split_seed", "x", "meta.split_seed: expected int, got str"),
+    ("dataset", [1], "meta.dataset: expected str, got list"),
+])
+def test_info_refuses_malformed_metadata(tmp_path: Path, key, value, needle) -> None:
+    blob = torch.load(ROOT / "models" / "student_w4u4.pt", map_location="cpu",
+                      weights_only=True)
+    blob["meta"][key] = value
+    bad = tmp_path / "bad.pt"
+    torch.save(blob, bad)
+    for args in (["info", bad], ["info", "--json", bad]):
+        _one_line_error(_run(args), needle)
