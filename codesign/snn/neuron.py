@@ -193,8 +193,7 @@ class _FusedQuantLIF(torch.autograd.Function):
     summed over steps and reduced over the broadcast dimensions of ``s``. The forward notes
     per step whether the clamp bit anywhere (one min/max pass); the backward skips the clamp
     masks of steps where it did not (the masks would be all ones). A one-element step is
-    handled as a 0-d tensor (PyTorch's scalar fast path) and its gradient summed with dot
-    products instead of elementwise accumulators.
+    handled as a 0-d tensor (PyTorch's CPU scalar fast path).
     """
 
     @staticmethod
@@ -234,7 +233,8 @@ class _FusedQuantLIF(torch.autograd.Function):
                     torch.addcmul(h, s, theta_q, value=-1.0, out=u)  # H - theta_q S
                 u_min, u_max = torch.aminmax(u)
                 clamped[t] = bool(u_min < lo_max) or bool(u_max > hi_min)
-                torch.clamp(u, lo_s, hi_s, out=u)
+                if clamped[t]:  # (otherwise the clamp is the identity)
+                    torch.clamp(u, lo_s, hi_s, out=u)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(out_h, out_s, err, step, theta_int, theta_q, lo_s, hi_s)
         ctx.cfg = (beta, lo, hi, zero_reset, delayed, kind, alpha, clamped)
@@ -248,18 +248,12 @@ class _FusedQuantLIF(torch.autograd.Function):
         if grad_s is None and grad_h is None:
             return (None, None) + none
         need_step = err is not None and ctx.needs_input_grad[1]
-        scalar = step.numel() == 1
         steps = out_h.shape[0]
         grad_in = torch.empty_like(out_h)
         sg, gu, m, p = (torch.empty_like(out_h[0]) for _ in range(4))
-        elementwise = need_step and not scalar
-        gs_el = torch.zeros_like(out_h[0]) if elementwise else None
-        gth = torch.zeros_like(out_h[0]) if elementwise else None
-        acc = torch.zeros(2, dtype=torch.float64, device=out_h.device)  # scalar: gs, gtheta_q
-
-        def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            return torch.dot(a.reshape(-1), b.reshape(-1))
-
+        # elementwise accumulators of the step gradient: gs (Q and clamp terms), gtheta_q
+        gs_el = torch.zeros_like(out_h[0]) if need_step else None
+        gth = torch.zeros_like(out_h[0]) if need_step else None
         for t in range(steps - 1, -1, -1):
             h, s, g = out_h[t], out_s[t], grad_in[t]
             nxt = grad_in[t + 1] if t < steps - 1 else None
@@ -276,59 +270,42 @@ class _FusedQuantLIF(torch.autograd.Function):
                             torch.addcmul(h, s, theta_q, value=-1.0, out=c)
                     torch.gt(c, hi_s, out=m)
                     torch.lt(c, lo_s, out=p)
-                    if need_step:
-                        if scalar:
-                            acc[0] += hi * dot(gu, m) + lo * dot(gu, p)
-                        else:
-                            assert gs_el is not None
-                            gs_el.addcmul_(gu, m, value=float(hi))
-                            gs_el.addcmul_(gu, p, value=float(lo))
+                    if gs_el is not None:
+                        gs_el.addcmul_(gu, m, value=float(hi))
+                        gs_el.addcmul_(gu, p, value=float(lo))
                     m.add_(p)
                     gu.addcmul_(gu, m, value=-1.0)  # inside the range only
             _surrogate_into(h, theta_q, kind, alpha, sg)
-            if nxt is None:  # p = gS
+            if nxt is None:  # g = gS
                 if grad_s is not None:
-                    p.copy_(grad_s[t])
+                    g.copy_(grad_s[t])
                 else:
-                    p.zero_()
+                    g.zero_()
             else:
                 a, b = (nxt, theta_q) if delayed else ((h, gu) if zero_reset else (gu, theta_q))
                 if grad_s is not None:
-                    torch.addcmul(grad_s[t], a, b, value=-1.0, out=p)
+                    torch.addcmul(grad_s[t], a, b, value=-1.0, out=g)
                 else:
-                    torch.mul(a, b, out=p).neg_()
-            p.mul_(sg)  # gS sg
+                    torch.mul(a, b, out=g).neg_()
+            g.mul_(sg)  # gS sg: the gradient through the spike
+            if gth is not None:
+                gth.sub_(g)
+                if nxt is not None and not zero_reset:
+                    gth.addcmul_(s, nxt if delayed else gu, value=-1.0)
             if grad_h is not None:
-                torch.add(grad_h[t], p, out=g)
-            else:
-                g.copy_(p)
+                g.add_(grad_h[t])
             if nxt is not None:
                 g.add_(gu)
                 if zero_reset:
                     g.addcmul_(gu, s, value=-1.0)  # gc (1 - S)
-            if need_step:
+            if gs_el is not None:
                 assert err is not None
-                other = None if nxt is None or zero_reset else (nxt if delayed else gu)
-                if scalar:
-                    acc[0] += dot(g, err[t])
-                    acc[1] -= p.sum(dtype=torch.float64)
-                    if other is not None:
-                        acc[1] -= dot(s, other)
-                else:
-                    assert gs_el is not None and gth is not None
-                    gs_el.addcmul_(g, err[t])
-                    gth.sub_(p)
-                    if other is not None:
-                        gth.addcmul_(s, other, value=-1.0)
+                gs_el.addcmul_(g, err[t])
         grad_step = None
-        if need_step:
-            if scalar:
-                total = acc[0] + acc[1] * theta_int.reshape(()).to(torch.float64)
-                grad_step = total.to(step.dtype).reshape(step.shape)
-            else:
-                assert gs_el is not None and gth is not None
-                gs_el.addcmul_(gth, theta_int)
-                grad_step = gs_el.sum_to_size(step.shape)
+        if gs_el is not None:
+            assert gth is not None
+            gs_el.addcmul_(gth, theta_int)
+            grad_step = gs_el.sum_to_size(step.shape)
         return (grad_in, grad_step) + none
 
 

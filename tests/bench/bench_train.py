@@ -51,6 +51,20 @@ fastest peer, with the ratio also computed per round (the median of per-round ra
 sensitive to load drifting between rounds). Inference (``eval()``, ``torch.no_grad()``) is
 timed the same way.
 The report is written atomically to ``reports/bench/train_throughput.md``.
+
+Quantized training step (``--quant``)::
+
+    python tests/bench/bench_train.py --quant [--threads 2] [--rounds R] [--batches N]
+
+times, in the same run, on the same batches and with the same interleaving, the codesign
+float step against the W4/U4 step (``quant: {wbits: 4, ubits: 4}``: LSQ weights, BN folded
+with batch statistics, 4-bit integer membrane; first conv and readout at 8 bits) with the
+fused quantized LIF, and the same W4/U4 model with every LIF running the per-step autograd
+reference (``LIF.reference_forward``, the implementation before the fused one). It first checks
+that fused and reference W4/U4 give the same train-mode logits and gradients, profiles one
+step of each model (``torch.profiler``, top operators by self CPU time) and writes
+``reports/bench/train_quant.md``. The hardware-aware step (non-idealities on) is not timed
+here.
 """
 
 from __future__ import annotations
@@ -79,6 +93,8 @@ from codesign.snn.zoo import build_model  # noqa: E402
 BATCH = 64
 T = 4
 REPORT = ROOT / "reports" / "bench" / "train_throughput.md"
+REPORT_QUANT = ROOT / "reports" / "bench" / "train_quant.md"
+QUANT = {"wbits": 4, "ubits": 4}
 
 
 # --------------------------------------------------------------------------------- peers
@@ -398,6 +414,144 @@ def table(rates: dict[str, dict[str, list[float]]]) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------ quantized training step
+def _use_reference_lif(model: nn.Module) -> nn.Module:
+    """Make every LIF of ``model`` run the per-step autograd reference (the unfused path)."""
+    from codesign.snn.neuron import LIF
+
+    for mod in model.modules():
+        if isinstance(mod, LIF):
+            mod.forward = mod.reference_forward  # type: ignore[method-assign]
+    return model
+
+
+def make_quant_contenders() -> dict[str, Callable[[], nn.Module]]:
+    return {
+        "float": lambda: build_model("vgg-small"),
+        "W4/U4 (fused LIF)": lambda: build_model("vgg-small", quant=QUANT),
+        "W4/U4 (per-step autograd LIF)": lambda: _use_reference_lif(
+            build_model("vgg-small", quant=QUANT)),
+    }
+
+
+def check_quant_equivalence(batches: list) -> list[str]:
+    """Fused vs reference W4/U4: same weights, train-mode logits and gradients of all params."""
+    xb, yb = batches[0]
+    out = {}
+    for name, make in make_quant_contenders().items():
+        if name == "float":
+            continue
+        torch.manual_seed(0)
+        model = make().train()
+        logits = model(xb)
+        loss = F.cross_entropy(logits.mean(0), yb)
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        out[name] = (logits.detach(), grads)
+    (la, ga), (lb, gb) = out.values()
+    rel = [float((a - b).norm() / b.norm()) for a, b in zip(ga, gb, strict=True)
+           if a is not None and b is not None and float(b.norm()) > 0]
+    return [
+        f"- train-mode logits (T, B, 10), W4/U4 fused vs per-step autograd LIF: max |diff| = "
+        f"{float((la - lb).abs().max()):.2e}",
+        f"- gradients of all {len(rel)} parameters with a nonzero gradient: max relative L2 "
+        f"difference = {max(rel):.2e} (float32; the fused backward sums in another order)",
+    ]
+
+
+def profile_step(model: nn.Module, batches: list, rows: int = 8) -> list[str]:
+    """Top operators (self CPU time) of 3 training steps after 1 warm-up step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run = train_runner(model, batches)
+    run(1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(3)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    lines = ["| operator | self CPU ms / step | share | calls / step |", "|---|---:|---:|---:|"]
+    for e in events[:rows]:
+        lines.append(f"| `{e.key}` | {e.self_cpu_time_total / 3e3:.1f} | "
+                     f"{100 * e.self_cpu_time_total / total:.0f}% | {e.count / 3:.0f} |")
+    lines.append(f"| all operators | {total / 3e3:.1f} | 100% | |")
+    return lines
+
+
+def quant_table(rates: dict[str, list[float]]) -> list[str]:
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    lines = ["| step | median ms / step | min | max | / float (medians) "
+             "| / float (median of per-round ratios) |", "|---|---:|---:|---:|---:|---:|"]
+    for k, v in rates.items():
+        ms = [1e3 * BATCH / r for r in v]
+        per_round = [rates["float"][i] / v[i] for i in range(len(v))]
+        lines.append(f"| {k} | {1e3 * BATCH / med[k]:.1f} | {min(ms):.1f} | {max(ms):.1f} | "
+                     f"{med['float'] / med[k]:.2f}x | {statistics.median(per_round):.2f}x "
+                     f"(range {min(per_round):.2f}-{max(per_round):.2f}) |")
+    return lines
+
+
+def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
+               threads: list[int], batches: list) -> None:
+    print("quantized-step equivalence check ...", flush=True)
+    torch.set_num_threads(threads[0])
+    eq_lines = check_quant_equivalence(batches)
+    print("\n".join(eq_lines), flush=True)
+    sections: list[str] = []
+    for nt in threads:
+        torch.set_num_threads(nt)
+        models = {}
+        for name, make in make_quant_contenders().items():
+            torch.manual_seed(0)
+            models[name] = make()
+        print(f"training: {rounds} rounds x {n} batches of {BATCH}, {nt} threads", flush=True)
+        train = bench({k: train_runner(m, batches) for k, m in models.items()}, rounds, n,
+                      warmup)
+        sections += [f"## Training step (forward + backward + Adam), "
+                     f"torch.set_num_threads({nt})", "",
+                     "Wall clock:", "", *quant_table(train["wall"]), "",
+                     "Process CPU time:", "", *quant_table(train["cpu"]), ""]
+        for name in ("float", "W4/U4 (fused LIF)"):
+            torch.manual_seed(0)
+            prof = profile_step(make_quant_contenders()[name](), batches)
+            sections += [f"### Profile: {name}, {nt} threads (3 steps, top operators)", "",
+                         *prof, ""]
+    load = os.getloadavg()
+    cmd = "python " + " ".join(shlex.quote(a) for a in
+                               [os.path.relpath(__file__, ROOT)] + sys.argv[1:])
+    md = [
+        "# Quantized training step: vgg-small float vs W4/U4 (CPU)",
+        "",
+        f"- date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"- command: `{cmd}`",
+        f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs; python "
+        f"{platform.python_version()}; torch {torch.__version__}; "
+        f"torch.set_num_threads: {', '.join(map(str, threads))}",
+        f"- load average at the end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+        "(shared CPUs: absolute times are noisy; the ratios are measured in the same rounds)",
+        f"- workload: mnist5k, batch {BATCH}, T={T}, direct encoding; step = forward + "
+        "cross-entropy on mean logits + zero_grad + backward + Adam; "
+        f"{warmup} warm-up batches, then {rounds} interleaved rounds x {n} batches per "
+        "model (order rotated every round); median over rounds",
+        f"- W4/U4: `build_model(\"vgg-small\", quant={QUANT})` (first conv and readout at 8 "
+        "bits, BN folded with batch statistics, LSQ steps, membrane step shared with the "
+        "feeding layer); goal: W4/U4 step <= 1.5x the float step. The hardware-aware step "
+        "(non-idealities on) is not timed here.",
+        "",
+        "## Equivalence (fused quantized LIF vs per-step autograd reference)",
+        "",
+        *eq_lines,
+        "",
+        *sections,
+    ]
+    out = args.out if args.out != REPORT else REPORT_QUANT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tmp.write_text("\n".join(md) + "\n")
+    os.replace(tmp, out)
+    print("\n".join(md))
+    print(f"wrote {out}")
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -417,10 +571,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--batches", type=int, default=None, help="timed batches per round")
     ap.add_argument("--out", type=Path, default=REPORT)
+    ap.add_argument("--quant", action="store_true",
+                    help="time float vs W4/U4 codesign steps instead (reports/bench/"
+                         "train_quant.md; --threads defaults to 2)")
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
     n = args.batches or (3 if args.quick else 8)
     warmup = 1 if args.quick else 3
+    if args.quant and "--threads" not in " ".join(sys.argv):
+        args.threads = "2"
     threads = [int(v) for v in str(args.threads).split(",") if v.strip()]
     torch.manual_seed(0)
 
@@ -428,6 +587,9 @@ def main() -> None:
     x, y = data.x_train, data.y_train
     n_img = BATCH * 16
     batches = [(x[i:i + BATCH].contiguous(), y[i:i + BATCH]) for i in range(0, n_img, BATCH)]
+    if args.quant:
+        main_quant(args, rounds, n, warmup, threads, batches)
+        return
 
     torch.set_num_threads(threads[0])
     print("equivalence check ...", flush=True)
