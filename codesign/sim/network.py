@@ -113,6 +113,9 @@ class HardwareNet:
     adc: ADC
     seed: int
     spikes: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    """Recorded spikes per neuron layer (``record=True``), one ``(T, B, ...)`` per batch."""
+    counts: dict[str, list[float]] = field(default_factory=dict)
+    """``[spikes, neuron-steps]`` per neuron layer (``count=True``)."""
 
     def layers(self) -> Iterator[tuple[str, Any]]:
         yield from self.model.layers.items()
@@ -281,7 +284,8 @@ def lif_int(lif: LIF, y: torch.Tensor, denom: int, bias_int: Optional[torch.Tens
 
 @torch.no_grad()
 def forward(net: HardwareNet, x: torch.Tensor, gen: Optional[torch.Generator], *,
-            record: bool = False, bypass_adc: bool = False) -> torch.Tensor:
+            record: bool = False, count: bool = False, bypass_adc: bool = False
+            ) -> torch.Tensor:
     """Logits ``(T, B, K)`` of one programmed chip on the batch ``x``."""
     model = net.model
     steps = model.T
@@ -307,6 +311,10 @@ def forward(net: HardwareNet, x: torch.Tensor, gen: Optional[torch.Generator], *
             h = lif_int(layer, y, denom, info.bias_int, steps, was_static)
             if record:
                 net.spikes.setdefault(name, []).append(h.to(torch.bool))
+            if count:
+                c = net.counts.setdefault(name, [0.0, 0.0])
+                c[0] += float(h.sum())
+                c[1] += float(h.numel())
             pending = None
         else:
             h = layer(h)
@@ -344,11 +352,12 @@ def lossless_adc_bits(net: HardwareNet) -> int:
 
 
 def predict(net: HardwareNet, x: torch.Tensor, gen: Optional[torch.Generator], *,
-            batch: int = DEFAULT_BATCH, record: bool = False) -> torch.Tensor:
+            batch: int = DEFAULT_BATCH, record: bool = False, count: bool = False
+            ) -> torch.Tensor:
     """Predicted classes (argmax of the mean logits over steps) for ``x``."""
     preds = []
     for i in range(0, x.shape[0], batch):
-        logits = forward(net, x[i:i + batch], gen, record=record)
+        logits = forward(net, x[i:i + batch], gen, record=record, count=count)
         preds.append(logits.mean(0).argmax(-1))
     return torch.cat(preds)
 
