@@ -359,3 +359,31 @@ def test_linear_only_graph_maps_or_is_refused_cleanly(preset, tmp_path):
         s = json.loads((tmp_path / "out" / "summary.json").read_text())
         assert s["energy_pj"] > 0 and set(s["layer_mapping"]) == {"fc1", "fc2"}
         assert "float layer" in s["layer_mapping"]["fc1"]
+
+
+def test_leakage_is_static_power_times_latency():
+    """tiny spec with 1 mW per ADC (at 4 bits) and 0.5 mW per PE buffer: fc1 builds 4 crossbars
+    x 2 ADCs and 2 PEs, fc2 2 x 2 ADCs and 1 PE; the inference takes 42 ns (see the dense test):
+    leakage fc1 = (8 x 1 + 2 x 0.5) mW x 42 ns = 378 pJ, fc2 = (4 + 0.5) x 42 = 189 pJ."""
+    d = tiny_dict()
+    d["adc"]["leakage"] = q(1.0, "mW")
+    d["buffers"]["pe"]["leakage"] = q(500, "uW")
+    r = map_network(two_fc(), spec_from_dict(d))
+    L = r.layers.set_index("layer")
+    assert r.summary["latency_ns"] == pytest.approx(42.0)
+    assert L.loc["fc1", "energy_leakage_pj"] == pytest.approx(378.0)
+    assert L.loc["fc2", "energy_leakage_pj"] == pytest.approx(189.0)
+    assert r.summary["energy_pj"] == pytest.approx(147.6 + 378 + 189)
+
+
+def test_buffer_capacity_is_checked_in_stated_units():
+    """A 4x8x8 spike input (256 bits) fits the 3 tiles' 1 KB buffers; at 0.005 kB (SI: 5 B =
+    40 bits) each, 3 x 40 = 120 bits do not, and the note says so in KB (256 / 8192)."""
+    g = seq_graph((4, 8, 8), [("conv", "c1", 4, 3, 1, 1), ("lif", "l1")], T=1)
+    assert not [n for n in map_network(g, tiny_spec()).summary["notes"] if "capacity" in n]
+    d = tiny_dict()
+    d["buffers"]["tile"]["size"] = q(0.005, "kB")
+    notes = map_network(g, spec_from_dict(d)).summary["notes"]
+    over = [n for n in notes if "over capacity" in n]
+    assert len(over) == 1 and "c1" in over[0] and "0.0312 KB" in over[0]
+    assert "0.0146 KB" in over[0]                            # 3 x 40 bits / 8192
