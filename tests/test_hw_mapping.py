@@ -124,6 +124,8 @@ def test_mapping_refusals():
 def test_lossless_adc_bits():
     assert lossless_adc_bits(64, 1) == 7
     assert lossless_adc_bits(128, 2) == 9
+    # a 4-bit DAC input applied at once: 128 rows x 3 x 15 = 5760 -> 13 bits
+    assert lossless_adc_bits(128, 2, 4) == 13
 
 
 # ----------------------------------------------------------------------------- float layers, area
