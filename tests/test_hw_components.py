@@ -12,7 +12,7 @@ from codesign.hw import adc_law, tech
 from codesign.hw.components import adc_model, build_components
 from codesign.hw.spec import load_spec, preset_path, spec_from_dict
 
-# Murmann-survey regression as evaluated in /work/shared/research/imc_simulators.md, section 5.2
+# Murmann-survey regression as evaluated in ../shared/research/imc_simulators.md, section 5.2
 # (accelergy-adc-plug-in model.yaml): node -> {bits: pJ per conversion}, below the rate corner
 SURVEY_PJ = {65: {4: 3.5, 6: 4.0, 8: 6.5}, 32: {4: 0.92, 6: 1.07, 8: 1.71},
              22: {4: 0.46, 6: 0.53, 8: 0.85}}
