@@ -18,8 +18,12 @@ Steps for a point (all on the CPU, one torch thread, deterministic):
    (all when ``None``), with a 95 % Wilson score interval over those samples (binomial: the
    only randomness an ideal evaluation has is which test samples were drawn).
 3. **Cost.** Spike activity measured on ``activity_samples`` test samples (seed ``seed``) by
-   :func:`codesign.sim.activity.measure_activity`, then :func:`codesign.mapflow.map_model` at
-   the point's ``wbits``/``ubits`` (forced on every layer of the cost model) and ``adc_bits``.
+   :func:`codesign.sim.activity.measure_activity`, then :func:`codesign.mapflow.map_model` of
+   *that same quantized network* with the point's ``adc_bits``: each layer is costed at its own
+   bits, read from the network (hidden layers ``wbits``, first conv and readout
+   ``first_bits``/``last_bits``, every membrane ``ubits``), so the cost is that of the network
+   whose accuracy was scored (forcing ``wbits`` on every layer would charge a W2 first conv
+   that the scored network does not have).
    The firing rate is spikes / (neurons x steps x samples) over every LIF layer.
 
 The model and hardware files are re-hashed first: a worker that sees different bytes than the
@@ -120,7 +124,7 @@ def _evaluate(point: SweepPoint) -> dict[str, Any]:
     n_spikes = float(sum(int(np.count_nonzero(a)) for a in spikes))
     n_sites = float(sum(a.size for a in spikes))
     result = map_model(net, point.hw, activity=activity, mapping=point.mapping,
-                       wbits=point.wbits, ubits=point.ubits, adc_bits=point.adc_bits)
+                       adc_bits=point.adc_bits)
     s = result.summary
     adc_used = result.layers["adc_bits"].dropna()
     syns = [syn for _, syn in net.synapses()]

@@ -24,8 +24,9 @@ from typing import Any, Optional, Union
 from codesign.errors import CodesignError
 
 MAX_BITS = 16
-EVALUATOR_VERSION = 1
-"""Bumped when :func:`codesign.sweep.evaluate.evaluate_point` changes what it computes."""
+EVALUATOR_VERSION = 2
+"""Bumped when :func:`codesign.sweep.evaluate.evaluate_point` changes what it computes
+(2: each layer costed at the quantized network's own bits, not ``wbits`` forced on all)."""
 PATH_FIELDS = ("model", "hw")
 
 

@@ -89,9 +89,14 @@ def pareto_figures(df: pd.DataFrame, folder: Union[str, Path], title: str = "") 
         ax.errorbar(x[front][order], y[front][order],
                     yerr=[(y - lo)[front][order], (hi - y)[front][order]], fmt="o-",
                     color="tab:red", ms=6, lw=1.5, capsize=2, label="Pareto front")
-        for xi, yi, lab, on in zip(x, y, df["label"], front, strict=True):
-            ax.annotate(lab, (xi, yi), textcoords="offset points", xytext=(4, 3),
-                        fontsize=7, color="tab:red" if on else "0.35")
+        labels = df["label"].to_numpy()
+        for xi, yi, lab in zip(x[~front], y[~front], labels[~front], strict=True):
+            ax.annotate(lab, (xi, yi), textcoords="offset points", xytext=(3, 2),
+                        fontsize=5.5, rotation=35, color="0.45")
+        for i, j in enumerate(np.flatnonzero(front)[order]):  # front: staggered, left to right
+            ax.annotate(labels[j], (x[j], y[j]), textcoords="offset points",
+                        xytext=(6, 8 if i % 2 == 0 else -14), fontsize=8, color="tab:red",
+                        fontweight="bold")
         if np.all(x > 0):
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
