@@ -372,6 +372,9 @@ def test_leakage_is_static_power_times_latency():
     L = r.layers.set_index("layer")
     assert r.summary["latency_ns"] == pytest.approx(42.0)
     assert L.loc["fc1", "energy_leakage_pj"] == pytest.approx(378.0)
+    assert L.loc["fc1", "energy_leakage_adc_pj"] == pytest.approx(8 * 42.0)
+    assert L.loc["fc1", "energy_leakage_pe_buffer_pj"] == pytest.approx(2 * 0.5 * 42.0)
+    assert L.loc["fc1", "static_power_mw"] == pytest.approx(9.0)
     assert L.loc["fc2", "energy_leakage_pj"] == pytest.approx(189.0)
     assert r.summary["energy_pj"] == pytest.approx(147.6 + 378 + 189)
 

@@ -264,12 +264,19 @@ def capacity_notes(name: str, m: LayerMapping, comps: Components, planes: int,
     return notes
 
 
-def layer_static_power_mw(comps: Components, m: LayerMapping, tiles: float) -> float:
-    """Static (leakage) power of what the layer builds (mW): its ADCs, its PE buffers and its
-    share of the tile buffer. Times the inference latency (ns) it is the leakage energy (pJ)."""
+STATIC_COMPONENTS = ("adc", "pe_buffer", "tile_buffer")
+"""Components with a static (leakage) power in the spec."""
+
+
+def layer_static_power_mw(comps: Components, m: LayerMapping, tiles: float
+                          ) -> dict[str, float]:
+    """Static (leakage) power of what the layer builds, by component (mW): its ADCs
+    (``crossbars x ceil(C / mux)``), its PE buffers and its share of the tile buffers. Times the
+    inference latency (ns) it is the leakage energy (pJ)."""
     n_adc = m.crossbars * comps.adc.adcs_per_crossbar(comps.crossbar.cols)
-    return (n_adc * comps.adc.leakage_mw + m.pes * comps.pe_buffer.leakage_mw
-            + tiles * comps.tile_buffer.leakage_mw)
+    return {"adc": n_adc * comps.adc.leakage_mw,
+            "pe_buffer": m.pes * comps.pe_buffer.leakage_mw,
+            "tile_buffer": tiles * comps.tile_buffer.leakage_mw}
 
 
 def pipeline_latency_ns(steps_ns: list[np.ndarray], mode: str) -> float:
