@@ -244,3 +244,46 @@ def test_nan_objective_never_on_front():
         recs.append({"key": str(i), "point": point, "result": result})
     df = results_frame(recs)
     assert df.pareto_edap.tolist() == [True, False, True]
+
+
+# ---------------------------------------------------------------------------- the runner
+
+
+def _square(job: dict) -> int:
+    if job["x"] < 0:
+        raise ValueError("negative")
+    return job["x"] ** 2
+
+
+def _job_spec(order: list[int]):
+    from codesign.sweep import JobSpec
+
+    def record(job, value, seconds):
+        order.append(job["x"])
+        return {"x": job["x"], "y": value}
+
+    return JobSpec(evaluate=_square, key=lambda j: f"k{j['x']}", record=record,
+                   ready=lambda j: j["after"] is None or j["after"] in order)
+
+
+def test_runner_dependencies_failures_and_resume(tmp_path):
+    from codesign.sweep import Backend, ResultStore, SerialExecutor, run_jobs
+
+    jobs = [{"x": 3, "after": 2}, {"x": 2, "after": None}, {"x": -1, "after": None},
+            {"x": 5, "after": 3}]
+    order: list[int] = []
+    store = ResultStore(tmp_path)
+    backend = Backend(SerialExecutor(), 1, "serial")
+    rep = run_jobs(jobs, _job_spec(order), store, backend, progress=False, stop_on_error=False)
+    assert order == [2, 3, 5]  # 3 waits for 2, 5 for 3; -1 fails and is not stored
+    assert rep.computed == ["k2", "k3", "k5"] and [k for k, _ in rep.failed] == ["k-1"]
+    assert store.get("k5") == {"x": 5, "y": 25}
+    order.clear()
+    rep2 = run_jobs(jobs, _job_spec(order), store, backend, progress=False,
+                    stop_on_error=False)
+    assert rep2.skipped == 3 and rep2.computed == [] and order == []
+    with pytest.raises(ValueError, match="negative"):
+        run_jobs(jobs, _job_spec(order), store, backend, progress=False)
+    rep3 = run_jobs([{"x": 7, "after": None}], _job_spec(order), store, backend,
+                    progress=False, deadline_s=-1.0)
+    assert rep3.not_started == 1 and not store.has("k7")
