@@ -390,3 +390,22 @@ def test_buffer_capacity_is_checked_in_stated_units():
     over = [n for n in notes if "over capacity" in n]
     assert len(over) == 1 and "c1" in over[0] and "0.0312 KB" in over[0]
     assert "0.0146 KB" in over[0]                            # 3 x 40 bits / 8192
+
+
+def test_dac_input_bits_widen_the_digital_path():
+    """A 3-bit DAC drives the direct-coded first layer (6 -> 2, 1-bit weights, 4-row blocks
+    of 4 and 2 rows): one block's exact sum needs 1 + 3 + log2(4) = 6 bits, the whole fan-in
+    1 + 3 + ceil(log2 6) = 7; the spike-fed second layer 1 + 1 + log2(2) = 3 and 3."""
+    d = tiny_dict()
+    d["input"] = {"first_layer": "dac", "bits": 3, "dac_energy": q(0.1, "pJ"),
+                  "dac_area": q(0.166, "um2"), "dac_ref_bits": 1}
+    del d["digital"]["shift_add"]["width"], d["digital"]["accumulator"]["width"]
+    d["digital"]["shift_add"]["ref_width"] = d["digital"]["accumulator"]["ref_width"] = 8
+    g = seq_graph((6,), [("linear", "fc1", 2), ("lif", "l1"), ("linear", "fc2", 2),
+                         ("lif", "l2")], T=2, encoding="direct")
+    L = map_network(g, spec_from_dict(d), static_input_once=False).layers.set_index("layer")
+    assert bool(L.loc["fc1", "analog_input"])
+    assert (L.loc["fc1", "shift_add_width"], L.loc["fc1", "accumulator_width"]) == (6, 7)
+    assert (L.loc["fc2", "shift_add_width"], L.loc["fc2", "accumulator_width"]) == (3, 3)
+    # energy ~ width: fc1's 2 x 2 conversions per step at 0.5 pJ x 6/8, T = 2
+    assert L.loc["fc1", "energy_shift_add_pj"] == pytest.approx(2 * 4 * 0.5 * 6 / 8)

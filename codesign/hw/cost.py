@@ -130,7 +130,7 @@ def layer_energy(
     arows = act.active_rows
     conv = reads * m.cols_used
     outs = m.out_per_group
-    sa_w, acc_w = digital_widths(m, act.planes, spec)
+    sa_w, acc_w = digital_widths(m, in_bits, spec)
     shift_add, acc = comps.shift_add_at(sa_w), comps.accumulator_at(acc_w)
     gated = spec.crossbar.gate_zero_reads and not act.dense
     pos_done = (act.positions_active if gated else np.full(arows.shape, float(m.positions))) \

@@ -163,8 +163,9 @@ def wbits_and_source(layer: SynapticLayer, spec: HardwareSpec,
 
 
 def digital_widths(m: LayerMapping, planes: int, spec: HardwareSpec) -> tuple[int, int]:
-    """``(shift_add_width, accumulator_width)`` in bits for layer ``m`` with ``planes`` input
-    bit planes per read sequence.
+    """``(shift_add_width, accumulator_width)`` in bits for layer ``m`` whose inputs carry
+    ``planes`` bits (1 for spikes, the bit planes of multi-level spikes, the input bits of an
+    analog input whether applied bit-serially or by a DAC).
 
     A row block of ``r`` rows of ``w``-bit signed weights and ``p``-bit unsigned inputs sums to
     at most ``r (2^(w-1)) (2^p - 1)`` in magnitude, so its exact partial sum needs

@@ -348,9 +348,9 @@ def _generic(ctx: _Ctx, synaptic, plan: topo.NeuronPlan, mapping, duplication, w
             static_layers.append(n)
         lat_steps.append(d)
         area = layer_area_um2(comps, spec, m, tiles_l, info,
-                              dac=analog and spec.input.first_layer == "dac", planes=act.planes)
+                              dac=analog and spec.input.first_layer == "dac", planes=in_bits)
         static_mw.append(layer_static_power_mw(comps, m, tiles_l))
-        ctx.notes.extend(capacity_notes(n, m, comps, act.planes, spec,
+        ctx.notes.extend(capacity_notes(n, m, comps, in_bits, spec,
                                         in_bits=in_elems * in_bits, tiles=tiles_l))
         row = _row(n, lay, m, spec, info, analog, T, e, counts, float(d.sum()), area, tiles_l,
                    _stats(act, info), planes=act.planes)
