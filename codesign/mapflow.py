@@ -41,7 +41,6 @@ from typing import Any, Optional, Union
 import networkx as nx
 import numpy as np
 import torch
-import yaml
 
 from codesign import __version__
 from codesign.errors import CodesignError
@@ -49,6 +48,7 @@ from codesign.graph.build import RESETS, validate_graph
 from codesign.graph.from_model import graph_from_model
 from codesign.hw import HardwareSpec, MapResult, load_spec, map_network, preset_path
 from codesign.hw.mapping import MAPPING_MODES
+from codesign.params import load_yaml
 from codesign.sim.activity import DEFAULT_MAX_SAMPLES, Activity, measure_activity
 from codesign.snn.model import SpikingNet
 
@@ -81,9 +81,8 @@ def yaml_kind(path: Union[str, Path]) -> str:
 
     Unreadable or non-mapping files are ``unknown`` (the real loader then says why)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError):
+        raw = load_yaml(path)  # the one strict loader (bad bytes, depth, duplicates refused)
+    except CodesignError:
         return "unknown"
     if not isinstance(raw, dict):
         return "unknown"

@@ -45,8 +45,8 @@ See the ``MAX_*`` constants below: bit-widths :data:`BITS_MIN`..:data:`BITS_MAX`
 <= :data:`MAX_T`, channels / features per layer <= :data:`MAX_CHANNELS`, image side <=
 :data:`MAX_IMAGE_SIZE`, classes <= :data:`MAX_CLASSES`, neurons of one layer <=
 :data:`MAX_LAYER_NEURONS`, neurons x time steps of a whole network <= :data:`MAX_ACTIVATIONS`,
-parameters <= :data:`MAX_PARAMS`, physical constants <= :data:`MAX_QUANTITY` in their canonical
-unit.
+parameters <= :data:`MAX_PARAMS`, declared counts <= :data:`MAX_COUNT`, dimensionless reals
+and physical constants <= :data:`MAX_QUANTITY` (in their canonical unit).
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ MAX_ACTIVATIONS = 2 ** 31
 """Most neuron-steps of a whole network: sum of layer outputs x T (2.1 G)."""
 MAX_PARAMS = 2 ** 28
 """Most weights of a network built in memory (268 M, 1 GiB in float32)."""
+MAX_COUNT = 2 ** 31 - 1
+"""Largest value of a declared count without its own upper bound (units per tile, flit bits,
+mux, ...): ``2**31 - 1``; a ``1e300`` count overflowed the area and EDAP to inf."""
 MAX_QUANTITY = 1e12
 """Largest magnitude of a physical constant in its canonical unit (1e12 pJ = 1 J, 1e12 um2 =
 1 m2, 1e12 ns = 1000 s): anything larger is a typo and would overflow the network totals
@@ -167,8 +170,8 @@ def check_int(v: Any, where: str, key: str, *, ge: Optional[int] = None,
     when ``nullable``."""
     if v is None and nullable:
         return None
-    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
-        v = int(v)
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer() and abs(v) <= 2 ** 53:
+        v = int(v)  # 4.0 -> 4; not 1e300 (beyond exact float integers)
     rng = bounds_text({"ge": ge, "le": le})
     desc = what or f"an integer{(' ' + rng) if rng else ''}{' or null' if nullable else ''}"
     if not _is_int(v) or not _in_bounds(v, None, ge, le):
@@ -278,10 +281,11 @@ class Checker:
         return a, b
 
     def number(self, v: Any, key: str, low: float, high: float, what: str) -> float:
-        """A finite number in ``[low, high]``."""
-        if not _is_number(v) or not _in_bounds(v, None, low, high if math.isfinite(high)
-                                                else None):
-            self.fail(key, what, v)
+        """A finite number in ``[low, high]``; an infinite ``high`` means :data:`MAX_QUANTITY`
+        (``theta: 1e300`` is a typo, not a threshold)."""
+        top = high if math.isfinite(high) else MAX_QUANTITY
+        if not _is_number(v) or not _in_bounds(v, None, low, top):
+            self.fail(key, f"{what}{'' if math.isfinite(high) else f' (at most {top:g})'}", v)
         return float(v)
 
     def real(self, v: Any, key: str, *, gt: Optional[float] = None, ge: Optional[float] = None,
@@ -591,6 +595,8 @@ def unwrap_plain(raw: Any, path: str, ctx: Ctx) -> Any:
             ctx.fail(join(path, k), "expected a plain value or {value, source}")
         if raw.get("unit") not in (None, "", "1", "bit", "bits", "count"):
             ctx.fail(path, f"unit {short_repr(raw['unit'])} given to a dimensionless value")
+        if "source" in raw and not isinstance(raw["source"], str):
+            ctx.fail(join(path, "source"), f"expected text, got {short_repr(raw['source'])}")
         if raw.get("source"):
             ctx.found[path] = str(raw["source"])
         return raw["value"]
@@ -614,10 +620,16 @@ def parse_value(raw: Any, f: dataclasses.Field, path: str, ctx: Ctx) -> Any:
         return parse_qty(raw, m, path, ctx)
     raw = unwrap_plain(raw, path, ctx)
     if kind == "int":
-        return check_int(raw, ctx.file, path, ge=m.get("ge"), le=m.get("le"),
-                         nullable=bool(m.get("nullable")))
+        le = m.get("le")
+        return check_int(raw, ctx.file, path, ge=m.get("ge"),
+                         le=MAX_COUNT if le is None else le, nullable=bool(m.get("nullable")))
     if kind == "real":
-        return check_real(raw, ctx.file, path, gt=m.get("gt"), ge=m.get("ge"), le=m.get("le"))
+        le = m.get("le")
+        v = check_real(raw, ctx.file, path, gt=m.get("gt"), ge=m.get("ge"),
+                       le=MAX_QUANTITY if le is None else le)
+        if abs(v) > MAX_QUANTITY:  # type: ignore[arg-type]
+            ctx.fail(path, f"{v:g} is implausibly large; expected at most {MAX_QUANTITY:g}")
+        return v
     if kind == "choice":
         if not isinstance(raw, str) or raw not in m["options"]:
             ctx.fail(path, f"{short_repr(raw)} is not one of {list(m['options'])}"

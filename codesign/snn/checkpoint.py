@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
+import numpy as np
 import torch
 
-from codesign import __version__
+from codesign import __version__, params
 from codesign.errors import CodesignError
 from codesign.io import atomic_write_via
 from codesign.snn.model import SpikingNet
@@ -61,12 +62,16 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
 def validate_blob(blob: dict, origin: str) -> None:
     """Type-check a checkpoint's contents before anything is built from them.
 
-    ``version`` must be :data:`VERSION`; ``spec`` a mapping (a path string is refused, never
-    read as a file); ``meta`` a mapping with text keys; ``state_dict`` a mapping of text keys to
-    tensors whose floating-point values are all finite, whose quantizer steps (keys ending in
-    ``scale``) are > 0 and whose BN ``running_var`` is >= 0. The spec's values are checked by
-    :func:`codesign.snn.zoo.resolve_spec` when the model is built.
+    ``format`` must be :data:`FORMAT`, ``version`` :data:`VERSION`; ``spec`` a mapping (a path
+    string is refused, never read as a file); ``meta`` a mapping with text keys; ``state_dict``
+    a mapping of text keys to tensors whose floating-point values are all finite, whose
+    quantizer steps (keys ending in ``scale``) are > 0 and whose BN ``running_var`` is >= 0.
+    The spec's values are checked by :func:`codesign.snn.zoo.resolve_spec` when the model is
+    built; dtypes and shapes by :func:`load_state`.
     """
+    if blob.get("format") != FORMAT:
+        raise CodesignError(f"{origin}: format: expected {FORMAT!r}, got "
+                            f"{str(blob.get('format'))[:40]!r}")
     for key in ("version", "spec", "state_dict", "meta"):
         if key not in blob:
             raise CodesignError(f"{origin}: checkpoint lacks the {key!r} entry")
@@ -79,31 +84,52 @@ def validate_blob(blob: dict, origin: str) -> None:
         if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
             raise CodesignError(f"{origin}: {key}: expected a mapping with text keys, got "
                                 f"{type(v).__name__}")
+    meta = blob["meta"]
+    if "dataset" in meta:  # read by codesign map --data and the training recipes
+        params.check_text(meta["dataset"], origin, "meta.dataset", nonempty=True)
+    if meta.get("split_seed") is not None:
+        params.check_int(meta["split_seed"], origin, "meta.split_seed", ge=0,
+                         le=params.MAX_COUNT)
     for k, v in blob["state_dict"].items():
         if not isinstance(v, torch.Tensor):
             raise CodesignError(f"{origin}: state_dict.{k}: expected a tensor, got "
                                 f"{type(v).__name__}")
         if v.is_floating_point():
-            if not bool(torch.isfinite(v).all()):
-                bad = int((~torch.isfinite(v)).sum())
+            a = _as_numpy(v)  # numpy: single-threaded, cheap for many small tensors
+            if not np.isfinite(a).all():
+                bad = int((~np.isfinite(a)).sum())
                 raise CodesignError(f"{origin}: state_dict.{k}: {bad} non-finite value(s) "
                                     "(NaN/inf); expected finite weights")
-            if k.endswith("scale") and v.numel() and not bool((v > 0).all()):
+            if k.endswith("scale") and a.size and not (a > 0).all():
                 raise CodesignError(f"{origin}: state_dict.{k}: quantizer step "
-                                    f"{float(v.min()):g}; expected every step > 0")
-            if k.endswith("running_var") and v.numel() and not bool((v >= 0).all()):
+                                    f"{float(a.min()):g}; expected every step > 0")
+            if k.endswith("running_var") and a.size and not (a >= 0).all():
                 raise CodesignError(f"{origin}: state_dict.{k}: negative variance; expected "
                                     ">= 0")
 
 
+def _as_numpy(v: torch.Tensor) -> np.ndarray:
+    t = v.detach().cpu()
+    try:
+        return t.numpy()
+    except TypeError:  # bfloat16 and other dtypes numpy lacks
+        return t.double().numpy()
+
+
 def load_checkpoint(path: Union[str, Path]) -> tuple[SpikingNet, dict]:
     """Rebuild the model from a checkpoint; returns ``(model in eval mode, meta)``."""
-    blob = read_checkpoint(path)
+    return model_from_blob(read_checkpoint(path), str(path))
+
+
+def model_from_blob(blob: dict, origin: str) -> tuple[SpikingNet, dict]:
+    """Validate a checkpoint dict (:func:`validate_blob`) and rebuild its model;
+    ``origin`` names it in errors. Returns ``(model in eval mode, meta)``."""
+    validate_blob(blob, origin)
     try:
         model = build_model(dict(blob["spec"]))  # a mapping (never a path: validate_blob)
     except CodesignError as exc:
-        raise CodesignError(f"{path}: bad spec in checkpoint: {exc}") from None
-    load_state(model, blob["state_dict"], str(path))
+        raise CodesignError(f"{origin}: bad spec in checkpoint: {exc}") from None
+    load_state(model, blob["state_dict"], origin)
     return model.eval(), dict(blob["meta"])
 
 
@@ -117,6 +143,12 @@ def load_state(model: SpikingNet, state: dict, origin: str) -> None:
             f"{origin}: weights do not fit the model: missing {missing[:3]}, unexpected {extra[:3]}"
         )
     for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise CodesignError(f"{origin}: state_dict.{k}: expected a tensor, got "
+                                f"{type(v).__name__}")
+        if v.dtype != own[k].dtype:  # a float64 1e300 would become inf in float32
+            raise CodesignError(f"{origin}: state_dict.{k}: dtype {v.dtype}; the model expects "
+                                f"{own[k].dtype}")
         if tuple(v.shape) != tuple(own[k].shape):
             raise CodesignError(
                 f"{origin}: tensor {k!r} has shape {tuple(v.shape)}; the model expects "
