@@ -377,6 +377,11 @@ def test_leakage_is_static_power_times_latency():
     assert L.loc["fc1", "static_power_mw"] == pytest.approx(9.0)
     assert L.loc["fc2", "energy_leakage_pj"] == pytest.approx(189.0)
     assert r.summary["energy_pj"] == pytest.approx(147.6 + 378 + 189)
+    # power gating: each layer leaks only while it works, 2 steps x 14 ns = 28 ns
+    d["hierarchy"]["power_gating"] = True
+    G = map_network(two_fc(), spec_from_dict(d)).layers.set_index("layer")
+    assert G.loc["fc1", "energy_leakage_pj"] == pytest.approx(9.0 * 28)
+    assert G.loc["fc2", "energy_leakage_pj"] == pytest.approx(4.5 * 28)
 
 
 def test_buffer_capacity_is_checked_in_stated_units():

@@ -383,11 +383,12 @@ def _generic(ctx: _Ctx, synaptic, plan: topo.NeuronPlan, mapping, duplication, w
             for n, v in shared.items()))
     latency = pipeline_latency_ns(lat_steps, spec.hierarchy.pipeline)
     for r, p_mw in zip(rows, static_mw, strict=False):  # leakage: static power x latency
+        t_on = r["latency_ns"] if spec.hierarchy.power_gating else latency
         for c, p in p_mw.items():
             r[f"static_power_{c}_mw"] = p
-            r[f"energy_leakage_{c}_pj"] = p * latency
+            r[f"energy_leakage_{c}_pj"] = p * t_on
         r["static_power_mw"] = sum(p_mw.values())
-        r["energy_leakage_pj"] = r["static_power_mw"] * latency
+        r["energy_leakage_pj"] = r["static_power_mw"] * t_on
         r["energy_pj"] += r["energy_leakage_pj"]
     return rows, steps, maps, latency, tiles_total
 

@@ -366,6 +366,10 @@ class Hierarchy:
     pipeline: str = choice("pipeline", ("layer", "none"), default="layer")
     """``layer``: layers work on successive time steps concurrently,
     ``latency = sum_l t_l + (T - 1) max_l t_l``; ``none``: ``T sum_l t_l``."""
+    power_gating: bool = flag("power_gating", default=False)
+    """``false`` (default, as NeuroSim's leakage x chip latency): every built component leaks
+    for the whole inference; ``true``: a layer's components leak only while the layer works
+    (the sum of its step latencies)."""
 
 
 @dataclass(**_FROZEN)
