@@ -28,8 +28,9 @@ interconnect        output spikes (``bitmap``/``aer``, :class:`InterconnectModel
                     first layer, the analog input; ``bits / flit * hops * e_flit``
 neuron, membrane    one LIF update and one ``ubits`` read + write per neuron
 leakage             static power of what the layer builds (its ADCs, PE buffers, share of the
-                    tile buffer) x the network latency (``mW x ns = pJ``; added by
-                    :mod:`.network` once the latency is known)
+                    tile buffer, :func:`layer_static_power_mw`) x the network latency, or x the
+                    layer's own busy time with ``hierarchy.power_gating`` (``mW x ns = pJ``;
+                    added by :mod:`.network` once the latency is known)
 ==================  ==========================================================================
 
 Dense mode (no activity) sets ``a = rows`` for every read and every read done, and lets every
