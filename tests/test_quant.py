@@ -171,3 +171,20 @@ def test_reset_timing_is_carried_by_spec_and_checkpoint(tmp_path) -> None:
                for m in build_model("vgg-tiny").modules() if isinstance(m, LIF))
     with pytest.raises(CodesignError, match="reset_timing"):
         build_model("vgg-tiny", neuron={"reset_timing": "late"})
+
+
+def test_reset_timing_survives_graph_and_nir_round_trip(tmp_path) -> None:
+    from codesign.graph.build import topo_layers
+    from codesign.graph.from_model import graph_from_model
+    from codesign.graph.nir_io import read_nir, write_nir
+    from codesign.graph.schema import LIFLayer
+
+    for timing in ("delayed", "immediate"):
+        net = build_model("vgg-tiny", neuron={"reset_timing": timing}).eval()
+        g = graph_from_model(net)
+        lifs = [layer for _, layer in topo_layers(g) if isinstance(layer, LIFLayer)]
+        assert lifs and {layer.reset_timing for layer in lifs} == {timing}
+        path = write_nir(g, tmp_path / f"{timing}.nir", dt_s=1e-3, max_pool="sum")
+        back = [layer for _, layer in topo_layers(read_nir(path))
+                if isinstance(layer, LIFLayer)]
+        assert len(back) == len(lifs) and {layer.reset_timing for layer in back} == {timing}

@@ -53,6 +53,7 @@ LAYER_TYPES = (
 )
 ENCODINGS = ("direct", "rate", "events")
 RESETS = ("subtract", "zero")
+RESET_TIMINGS = ("immediate", "delayed")
 POOL_KINDS = ("max", "avg", "sum")
 IntPair = Union[int, Sequence[int]]
 
@@ -311,11 +312,13 @@ class GraphBuilder:
         reset: str = "subtract",
         ubits: Optional[int] = None,
         src: Optional[str] = None,
+        reset_timing: str = "immediate",
     ) -> str:
         """LIF population with the producer's shape."""
         src = self._src(src)
         layer = LIFLayer(shape=self.shape_of(src), beta=float(beta), theta=float(theta),
-                         reset=reset, ubits=ubits)  # type: ignore[arg-type]
+                         reset=reset, ubits=ubits,  # type: ignore[arg-type]
+                         reset_timing=reset_timing)
         return self.add_layer(name, layer, [src])
 
     def add_add(self, name: str, srcs: Sequence[str]) -> str:
@@ -386,6 +389,8 @@ def _check_layer(layer: Layer, bad) -> None:
             bad(f"theta must be > 0, got {layer.theta}")
         if layer.reset not in RESETS:
             bad(f"reset must be one of {RESETS}, got {layer.reset!r}")
+        if layer.reset_timing not in RESET_TIMINGS:
+            bad(f"reset_timing must be one of {RESET_TIMINGS}, got {layer.reset_timing!r}")
     if isinstance(layer, (ConvLayer, LinearLayer)):
         if layer.wbits is not None and not _is_pos_int(layer.wbits):
             bad(f"wbits must be a positive integer or None, got {layer.wbits!r}")

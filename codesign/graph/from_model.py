@@ -83,7 +83,7 @@ class _Lowering:
             return self.synapse(name, mod, src)
         if isinstance(mod, LIF):
             return self.b.add_lif(name, beta=mod.beta, theta=mod.theta, reset=mod.reset,
-                                  ubits=mod.ubits, src=src)
+                                  ubits=mod.ubits, src=src, reset_timing=mod.reset_timing)
         if isinstance(mod, Pool):
             if mod.kind not in ("max", "avg"):
                 self.fail(name, f"pool kind {mod.kind!r}; expected max or avg")

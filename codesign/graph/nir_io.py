@@ -70,7 +70,13 @@ import numpy as np
 
 from codesign import params
 from codesign.errors import CodesignError
-from codesign.graph.build import RESETS, GraphBuilder, topo_layers, validate_graph
+from codesign.graph.build import (
+    RESET_TIMINGS,
+    RESETS,
+    GraphBuilder,
+    topo_layers,
+    validate_graph,
+)
 from codesign.graph.schema import (
     AddLayer,
     ConvLayer,
@@ -130,6 +136,8 @@ def _check_node_meta(md: dict, where: str) -> None:
         params.check_real(md["theta"], where, f"{key}.theta", gt=0.0, le=params.MAX_QUANTITY)
     if "reset" in md:
         params.check_choice(md["reset"], where, f"{key}.reset", RESETS)
+    if "reset_timing" in md:
+        params.check_choice(md["reset_timing"], where, f"{key}.reset_timing", RESET_TIMINGS)
     if "has_bias" in md:
         params.check_bool(md["has_bias"], where, f"{key}.has_bias")
 
@@ -438,7 +446,8 @@ def _lower_neuron(b: GraphBuilder, n: str, node: Any, src: str, shape: tuple, md
         theta = _uniform((v_th - v_reset) / gain, "theta = (v_threshold - v_reset) / gain", nfail)
         if theta <= 0:
             nfail(f"theta = (v_threshold - v_reset) / gain must be > 0, got {theta:.6g}")
-    return b.add_lif(n, beta=beta, theta=theta, reset=reset, ubits=ubits, src=src)
+    return b.add_lif(n, beta=beta, theta=theta, reset=reset, ubits=ubits, src=src,
+                     reset_timing=md.get("reset_timing", "immediate"))
 
 
 # ----------------------------------------------------------------------------- writing
@@ -517,7 +526,8 @@ def graph_to_nir(
             node = nir.Scale(scale=np.ones(layer.shape, dtype=np.float32), metadata=meta)
         elif isinstance(layer, LIFLayer):
             meta[META_KEY].update(_clean({"beta": float(layer.beta), "theta": float(layer.theta),
-                                          "reset": layer.reset, "ubits": layer.ubits}))
+                                          "reset": layer.reset, "ubits": layer.ubits,
+                                          "reset_timing": layer.reset_timing}))
             full = lambda v, s=layer.shape: np.full(s, v, dtype=np.float64)  # noqa: E731
             if layer.beta >= 1.0:
                 node = nir.IF(r=full(1.0 / dt), v_threshold=full(layer.theta),

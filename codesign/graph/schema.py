@@ -158,7 +158,9 @@ class LIFLayer:
 
     Per step: ``H[t] = beta*U[t-1] + I[t]``, ``S[t] = 1[H[t] >= theta]``, and
     ``U[t] = H[t] - theta*S[t]`` (subtract) or ``H[t]*(1 - S[t])`` (zero). ``beta = 1`` is IF.
-    ``ubits`` is the stored membrane precision (``None`` = float).
+    ``ubits`` is the stored membrane precision (``None`` = float). ``reset_timing = "delayed"``
+    subtracts the threshold one step late, undecayed (snnTorch's default; see
+    :mod:`codesign.snn.neuron`); it changes the spikes, not the hardware.
     """
 
     shape: Shape
@@ -166,6 +168,7 @@ class LIFLayer:
     theta: float = 1.0
     reset: ResetMode = "subtract"
     ubits: Optional[int] = None
+    reset_timing: str = "immediate"
     op: str = field(default="lif", init=False)
 
     @property
