@@ -9,6 +9,9 @@ Every model is built from a :class:`~codesign.hw.spec.HardwareSpec` section, sca
   area and delay factors respectively). Device-physics terms (``V^2 G t`` of an RRAM cell) are
   not CMOS and do not scale.
 
+The ADC is the exception: its energy and area follow bits, node and sample rate together through
+the one survey law of :mod:`codesign.hw.adc_law` (only its latency uses the tech table).
+
 Units: energies in pJ, latencies in ns, areas in um2 (names say so).
 """
 
