@@ -390,7 +390,9 @@ class Precision:
 
 @dataclass(**_FROZEN)
 class SpikeSimCompat:
-    """Constants only SpikeSim's released ELA accounting uses (``compat: spikesim``)."""
+    """Constants only SpikeSim's released ELA accounting uses (``compat: spikesim``). Facts of
+    one network's evaluation (post-pool output sizes, neuron memory for the first layers only)
+    belong to that network's workload (:class:`codesign.hw.spikesim.GraphFacts`)."""
 
     pe_cycle_clocks: int = integer("pe_cycle_clocks", ge=1)
     """Clock cycles per PE cycle (26: ``PE_cycle = 26 * 1000 / clk_MHz``)."""
@@ -400,17 +402,10 @@ class SpikeSimCompat:
     """Subtractor operations per ADC per PE cycle (16)."""
     mem_fetch_energy_pj: float = qty("mem_fetch_energy", "energy", ge=0)
     """Memory-fetch energy per PE cycle (pJ)."""
-    neuron_memory_layers: Optional[int] = integer("neuron_memory_layers", default=None, ge=0,
-                                                  nullable=True)
-    """Only the first N conv layers get membrane memory area (5 in the released VGG9 script);
-    ``null``: all."""
     fmap_bits: int = integer("fmap_bits", ge=0)
     """Bits of input-feature-map memory per input element (22)."""
     fmap_bit_area_um2: float = qty("fmap_bit_area", "area_per_bit", ge=0)
     """Area per feature-map memory bit (um2/bit)."""
-    out_dim: str = choice("out_dim", ("post_pool", "conv"))
-    """Output size charged per conv layer: after the following pooling (as in the released
-    VGG9 lists) or the conv output itself."""
 
 
 COMPAT_MODES = ("none", "spikesim")
