@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
 
+from codesign.errors import CodesignError
 from codesign.hw.cost import AREA_COMPONENTS, ENERGY_COMPONENTS
 from codesign.hw.network import MapResult
 from codesign.io import publish_dir, to_json_safe
@@ -115,22 +117,34 @@ def area_figure(result: MapResult):
                              f"Area by component, {s.get('graph')} on {s.get('spec_name')}")
 
 
-def write_report(result: MapResult, out_dir: Union[str, os.PathLike]) -> dict[str, str]:
+def write_report(result: MapResult, out_dir: Union[str, os.PathLike],
+                 extra: Optional[Mapping[str, Callable[[Path], None]]] = None,
+                 names: Optional[Iterable[str]] = None) -> dict[str, str]:
     """Write :data:`REPORT_FILES` (``layers.csv``, ``per_step.csv``, ``summary.json`` with
     non-finite numbers as ``null``, ``energy_breakdown.png``, ``area_breakdown.png``) and publish
     them as the folder ``out_dir`` (replacing a previous report there; refusing a folder that
-    holds other files). Returns file name -> final path."""
+    holds other files). ``extra``: more files of the same report, name -> ``writer(path)``,
+    written into the same folder before it is published (so the report appears as a whole);
+    ``names``: every file name a previous report here may hold (default: these). Returns file
+    name -> final path."""
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(REPORT_FILES))
+    if clash:
+        raise CodesignError(f"write_report: extra files {clash} would replace the report's own")
+    allowed = list(REPORT_FILES) + list(extra) + list(names or [])
     out = Path(os.path.abspath(os.fspath(out_dir)))
     figures = {"energy_breakdown.png": energy_figure(result),
                "area_breakdown.png": area_figure(result)}
     text = json.dumps(to_json_safe(result.summary), indent=2, allow_nan=False,
                       ensure_ascii=False) + "\n"
     # the folder is private until published (publish_dir fsyncs every file, then renames it)
-    with publish_dir(out, REPORT_FILES) as tmp:
+    with publish_dir(out, allowed) as tmp:
         result.layers.to_csv(tmp / "layers.csv", index=False)
         result.per_step.to_csv(tmp / "per_step.csv", index=False)
         (tmp / "summary.json").write_text(text, encoding="utf-8")
         for name, fig in figures.items():
             fig.savefig(tmp / name, dpi=120, format="png")
-    return {name: str(out / name) for name in REPORT_FILES}
+        for name, writer in extra.items():
+            writer(tmp / name)
+    return {name: str(out / name) for name in (*REPORT_FILES, *extra)}
 

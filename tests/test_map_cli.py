@@ -258,7 +258,7 @@ def test_cli_report_files_are_the_writers() -> None:
     from codesign.cli.map_cmd import REPORT_FILES as CLI_FILES
     from codesign.report import REPORT_FILES
 
-    assert tuple(CLI_FILES) == tuple(REPORT_FILES)
+    assert set(REPORT_FILES) <= set(CLI_FILES)   # the CLI may add files to the same report
 
 
 def test_cli_static_input_once_by_default(tmp_path: Path) -> None:

@@ -86,6 +86,14 @@ def test_report_published_as_a_whole(tmp_path, vgg16):
     write_report(vgg16, out)
     assert (out / "layers.csv").read_text().startswith("layer,")
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+    # extra files of the same report are published with it, and a later report may replace
+    # a folder holding them
+    paths = write_report(vgg16, out, extra={"notes.csv": lambda p: p.write_text("a,b\n")})
+    assert (out / "notes.csv").read_text() == "a,b\n" and "notes.csv" in paths
+    write_report(vgg16, out, names=["notes.csv"])
+    assert not (out / "notes.csv").exists()
+    with pytest.raises(CodesignError, match="replace the report's own"):
+        write_report(vgg16, out, extra={"layers.csv": lambda p: None})
     # a folder with other files is not a report: refused, left as it was
     other = tmp_path / "mine"
     other.mkdir()
