@@ -509,6 +509,7 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
     eq_lines = check_quant_equivalence(batches)
     print("\n".join(eq_lines), flush=True)
     sections: list[str] = []
+    result: list[str] = []
     for nt in threads:
         torch.set_num_threads(nt)
         models = {}
@@ -518,6 +519,18 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
         print(f"training: {rounds} rounds x {n} batches of {BATCH}, {nt} threads", flush=True)
         train = bench({k: train_runner(m, batches) for k, m in models.items()}, rounds, n,
                       warmup)
+        wall = train["wall"]
+        med = {k: statistics.median(v) for k, v in wall.items()}
+        fused, ref = "W4/U4 (fused LIF)", "W4/U4 (per-step autograd LIF)"
+        ratio = med["float"] / med[fused]  # time ratio W4/U4 / float
+        per_round = statistics.median(wall["float"][i] / wall[fused][i]
+                                      for i in range(len(wall[fused])))
+        result.append(
+            f"- {nt} threads: **W4/U4 step / float step = {ratio:.2f}x** (wall-clock medians; "
+            f"median of per-round ratios {per_round:.2f}x); goal <= 1.5x: "
+            f"{'met' if ratio <= 1.5 else 'not met'}. Per-step autograd LIF (before): "
+            f"{med['float'] / med[ref]:.2f}x the float step; the fused LIF makes the W4/U4 "
+            f"step {med[fused] / med[ref]:.2f}x faster.")
         sections += [f"## Training step (forward + backward + Adam), "
                      f"torch.set_num_threads({nt})", "",
                      "Wall clock:", "", *quant_table(train["wall"]), "",
@@ -549,6 +562,10 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
         "BN folded with batch statistics in training, LSQ steps, membrane step shared with "
         "the feeding layer); goal: W4/U4 step <= 1.5x the float step. The hardware-aware step "
         "(non-idealities on) is not timed here.",
+        "",
+        "## Result",
+        "",
+        *result,
         "",
         "## Equivalence (fused quantized LIF vs per-step autograd reference)",
         "",
