@@ -247,6 +247,7 @@ def map_model(
     activity: Optional[dict[str, np.ndarray]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     static_input_once: bool = True,
+    hardware: Optional[dict[str, Any]] = None,
 ) -> MapResult:
     """Map ``model`` onto ``hw`` and cost it (see the module docstring).
 
@@ -258,6 +259,9 @@ def map_model(
     is called after every batch of the activity measurement (samples run, samples in all).
     ``static_input_once``: a static input (direct encoding) is read on the crossbars once per
     inference (see :func:`codesign.hw.map_network`).
+    ``hardware``: simulate the accuracy on the spec's crossbars (:func:`codesign.sim.accuracy.
+    simulate` keyword arguments: ``chips``, ``nonideal``, ``ablate``, ``samples``, ``progress``)
+    on the data's whole test split; the result goes to ``summary["accuracy"]``.
     """
     if mapping not in MAPPING_MODES:
         raise CodesignError(f"mapping: expected one of {', '.join(MAPPING_MODES)}, got "
@@ -304,4 +308,28 @@ def map_model(
                 if src.kind == "nir" else None),
         "versions": _versions(),
     }
+    if hardware is not None:
+        result.summary["accuracy"] = _hardware_accuracy(src, spec, data, split_seed, seed,
+                                                        dense, hardware)
     return result
+
+
+def _hardware_accuracy(src: Any, spec: HardwareSpec, data: DataArg, split_seed: Optional[int],
+                       seed: int, dense: bool, options: dict[str, Any]) -> dict[str, Any]:
+    """``summary["accuracy"]``: the checkpoint on simulated chips (codesign.sim.accuracy)."""
+    from codesign.data import DataSplit, load_dataset
+    from codesign.sim.accuracy import simulate
+
+    if src.model is None or data is None or dense:
+        raise CodesignError(f"{src.path or src.kind}: --chips needs a quantized checkpoint and "
+                            "--data (the accuracy is measured on the data's test split)")
+    split = data
+    if isinstance(data, str):
+        size = int(src.model.spec.get("image_size", 0))
+        extra: dict[str, Any] = {"upsample": size} if data == "digits" and size not in (0, 8) \
+            else {}
+        used = int(split_seed if split_seed is not None else src.meta.get("split_seed", 0))
+        split = load_dataset(data, split_seed=used, T=int(src.model.T), **extra)
+    if not isinstance(split, DataSplit):
+        raise CodesignError("--chips: expected a data set name or a DataSplit (labels needed)")
+    return simulate(src.model, spec, split.x_test, split.y_test, seed=seed, **options)
