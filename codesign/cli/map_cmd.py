@@ -21,7 +21,8 @@ from codesign.train.progress import Reporter
 #: The files :func:`codesign.report.write_report` writes: a folder holding only these is a
 #: previous report that may be replaced.
 REPORT_FILES = ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.png",
-                "area_breakdown.png")
+                "area_breakdown.png", "firing_rate_drift.csv", "ablation.csv", "ablation.png",
+                "adc_bits.csv", "accuracy_vs_adc_bits.png")
 
 
 @click.command()
@@ -31,8 +32,19 @@ REPORT_FILES = ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.
 @click.option("--data", "data_name", default=None,
               help="Measure activity on this data set's test split (mnist5k, digits, nmnist5k, "
                    "npz:PATH); checkpoints only. Without it: dense.")
-@click.option("--samples", type=int, default=64, show_default=True,
-              help="Test samples run to measure activity.")
+@click.option("--samples", type=int, default=None,
+              help="Test samples run: activity on 64 when not given; hardware accuracy "
+                   "(--chips) on the whole test split when not given.")
+@click.option("--chips", type=int, default=None,
+              help="Simulate the accuracy on N Monte-Carlo chips of the spec's crossbars "
+                   "(seeded by --seed); summary.json gains 'accuracy'.")
+@click.option("--nonideal", default="all", show_default=True,
+              help="Non-idealities simulated with --chips: none, all (every one in the spec's "
+                   "nonideal: section) or a comma list of programming, stuck_at, drift, "
+                   "read_noise, ir_drop, adc.")
+@click.option("--ablate", is_flag=True,
+              help="With --chips: each non-ideality alone (ablation.csv, ablation.png) and "
+                   "accuracy against ADC bits (adc_bits.csv, accuracy_vs_adc_bits.png).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the sample draw (and of rate-encoding spikes).")
 @click.option("--split-seed", type=int, default=None,
@@ -54,7 +66,8 @@ REPORT_FILES = ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.
                    "every step; default: once per inference.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
-def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: int,
+def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[int],
+            chips: Optional[int], nonideal: str, ablate: bool, seed: int,
             split_seed: Optional[int], dense: bool, mapping: str, wbits: Optional[int],
             ubits: Optional[int], adc_bits: Optional[int], dt_s: Optional[float],
             reset: Optional[str], T: Optional[int], out: Path, recompute_static_input: bool,
@@ -66,25 +79,32 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: 
     bits_option(wbits, "wbits")
     bits_option(ubits, "ubits")
     bits_option(adc_bits, "adc-bits")
-    if samples < 1:
+    if samples is not None and samples < 1:
         raise CodesignError(f"--samples {samples}: expected a positive integer")
+    hardware = _hardware_options(chips, nonideal, ablate, samples, data_name, quiet)
+    act_samples = 64 if samples is None else samples
     if seed < 0:
         raise CodesignError(f"--seed {seed}: expected a non-negative integer")
     check_out_dir(out, REPORT_FILES)
     measured = not dense and data_name is not None
     # nothing on stderr before the inputs are validated: bad input gets exactly one line
-    with Reporter(f"{model.name}: activity on {data_name} test samples", samples,
+    with Reporter(f"{model.name}: activity on {data_name} test samples", act_samples,
                   enabled=not quiet and measured) as bar:
-        result = map_model(model, hw, data=data_name, samples=samples, seed=seed,
+        result = map_model(model, hw, data=data_name, samples=act_samples, seed=seed,
                            split_seed=split_seed, dense=dense, mapping=mapping, wbits=wbits,
                            ubits=ubits, adc_bits=adc_bits, dt_s=dt_s, reset=reset, T=T,
                            progress=bar.update,
-                           static_input_once=not recompute_static_input)
+                           static_input_once=not recompute_static_input,
+                           hardware=hardware)
         secs = (result.summary.get("inputs") or {}).get("activity_seconds")
         if secs is not None:
             bar.log(f"codesign map: activity measured on {activity_text(result.summary)} "
                     f"in {secs:.1f} s")
     paths = write_report(result, out)
+    if "accuracy" in result.summary:
+        from codesign.sim.report import write_sim_files
+
+        paths.update(write_sim_files(result.summary["accuracy"], out))
     if as_json:
         click.echo(Path(paths["summary.json"]).read_text(encoding="utf-8"), nl=False)
     else:
@@ -92,6 +112,47 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: int, seed: 
     if not quiet:
         click.echo(f"codesign map: {model} on {hw} ({activity_text(result.summary)}): wrote "
                    f"{', '.join(sorted(paths))} to {out}", err=True)
+
+
+def _hardware_options(chips: Optional[int], nonideal: str, ablate: bool,
+                      samples: Optional[int], data_name: Optional[str], quiet: bool
+                      ) -> Optional[dict[str, Any]]:
+    """Validated options of the hardware-accuracy simulation (``None``: not asked for)."""
+    from codesign.hw.nonideal import NAMES
+    from codesign.sim.accuracy import check_chips
+
+    if chips is None:
+        if ablate:
+            raise CodesignError("--ablate: needs --chips N (the chips each ablation runs on)")
+        return None
+    check_chips(chips)
+    if nonideal not in ("none", "all"):
+        for name in (n.strip() for n in nonideal.split(",")):
+            if name not in NAMES:
+                raise CodesignError(f"--nonideal: unknown non-ideality {name!r}; expected none, "
+                                    f"all or a comma-separated list of {', '.join(NAMES)}")
+    if data_name is None:
+        raise CodesignError("--chips: needs --data (the accuracy is measured on its test split)")
+
+    def progress(what: str) -> None:
+        if not quiet:
+            click.echo(f"codesign map: hardware simulation: {what} done", err=True)
+
+    return {"chips": chips, "nonideal": nonideal, "ablate": ablate, "samples": samples,
+            "progress": progress}
+
+
+def accuracy_text(summary: dict) -> Optional[str]:
+    """One line on the simulated accuracy, or ``None``."""
+    acc = summary.get("accuracy")
+    if not acc:
+        return None
+    hw = acc["hardware"]
+    lo, hi = hw["ci95"]
+    return (f"accuracy: ideal quantized {acc['ideal_quantized']:.2f} %, hardware "
+            f"{hw['mean']:.2f} % (95 % interval {lo:.2f}-{hi:.2f}, {hw['chips']} chips, "
+            f"{acc['samples']} test samples, non-idealities: {', '.join(acc['nonideal']) or 'none'}"
+            f", {acc['adc_bits']}-bit ADC, lossless from {acc['lossless_adc_bits']})")
 
 
 def activity_text(summary: dict) -> str:
@@ -138,6 +199,8 @@ def print_table(result: Any) -> None:
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
     console.print(table)
     console.print(f"activity: {activity_text(s)}", highlight=False, markup=False)
+    if accuracy_text(s):
+        console.print(accuracy_text(s), highlight=False, markup=False)
     console.print(f"EDAP {_fmt(s.get('edap_pj_ns_mm2'))} {s.get('edap_unit', '')}, "
                   f"{_fmt(s.get('tops_per_w'))} TOPS/W, {_fmt(s.get('tops_per_mm2'))} TOPS/mm2; "
                   "total latency is pipelined, not the sum of the rows", highlight=False)
