@@ -43,6 +43,18 @@ def run(out: Path, workers: int, args: argparse.Namespace) -> dict:
             "compute_s": compute, "csv": (out / "results.csv").read_bytes()}
 
 
+def _autogroup_note() -> str:
+    try:
+        on = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return ""
+    return (" Linux autogroup scheduling is on: the kernel shares the CPU fairly between "
+            "sessions, so when other sessions keep both cores busy, this sweep's worker "
+            "processes together get about one session's share (seen as a pool whose summed "
+            "point compute time is about twice the serial one); "
+            "the ratio then measures contention, not the executor.") if on else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,7 +111,7 @@ def main() -> None:
         "",
         f"Machine: {os.cpu_count()} CPU cores shared with other engineers' jobs (the load "
         f"column: above 2 means the 2 workers did not have the 2 cores to themselves); "
-        f"Python {platform.python_version()}, {platform.machine()}.",
+        f"Python {platform.python_version()}, {platform.machine()}.{_autogroup_note()}",
         "",
     ])
     Path(args.out).write_text(text)
