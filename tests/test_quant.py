@@ -188,3 +188,33 @@ def test_reset_timing_survives_graph_and_nir_round_trip(tmp_path) -> None:
         back = [layer for _, layer in topo_layers(read_nir(path))
                 if isinstance(layer, LIFLayer)]
         assert len(back) == len(lifs) and {layer.reset_timing for layer in back} == {timing}
+
+
+def test_quantized_synapse_static_input_equals_time_folded_copies() -> None:
+    """Direct encoding repeats the image over T (a stride-0 view): the quantized synapse computes
+    it once. Same outputs, gradients and running statistics as on the T materialised copies."""
+    import copy
+
+    torch.manual_seed(0)
+    net = build_model("vgg-tiny", quant={"wbits": 4, "ubits": 4}).double().train()
+    syn_a = net.layers["conv1"]
+    with torch.no_grad():  # non-trivial BN affine parameters
+        syn_a.bn.weight.uniform_(0.5, 1.5)
+        syn_a.bn.bias.uniform_(-0.2, 0.2)
+    syn_b = copy.deepcopy(syn_a)
+    img = torch.rand(8, 1, 28, 28, dtype=torch.float64)
+    static = img.unsqueeze(0).expand(4, *img.shape)
+    assert static.stride(0) == 0
+    ya = syn_a(static)
+    yb = syn_b(static.contiguous())
+    assert torch.allclose(ya, yb, atol=1e-10) and ya.abs().sum() > 0
+    w = torch.randn_like(ya)
+    params_a = [syn_a.op.weight, syn_a.bn.weight, syn_a.bn.bias, syn_a.wq.scale]
+    params_b = [syn_b.op.weight, syn_b.bn.weight, syn_b.bn.bias, syn_b.wq.scale]
+    ga = torch.autograd.grad((ya * w).sum(), params_a)
+    gb = torch.autograd.grad((yb * w).sum(), params_b)
+    for a, b in zip(ga, gb, strict=True):
+        assert b.abs().sum() > 0
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
+    assert torch.allclose(syn_a.bn.running_mean, syn_b.bn.running_mean, atol=1e-12)
+    assert torch.allclose(syn_a.bn.running_var, syn_b.bn.running_var, atol=1e-12)

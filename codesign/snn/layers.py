@@ -95,9 +95,11 @@ class Synapse(nn.Module):
         return F.linear(x, w, b)
 
     def folded(
-        self, x: Optional[torch.Tensor] = None
+        self, x: Optional[torch.Tensor] = None, copies: int = 1
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Float weight and bias with the batch norm folded in (``x`` gives batch statistics)."""
+        """Float weight and bias with the batch norm folded in (``x`` gives batch statistics;
+        ``copies``: ``x`` stands for that many stacked copies of itself, which have the same
+        batch statistics but ``copies`` times the samples in the running-variance correction)."""
         w, b = self.op.weight, self.op.bias
         if self.bn is None:
             return w, b
@@ -106,7 +108,7 @@ class Synapse(nn.Module):
             y = self._linear_op(x, w, None)
             mean, var = channel_stats(y)  # per channel over (N, H, W): fast kernel
             with torch.no_grad():
-                n = y.numel() / y.shape[1]
+                n = copies * y.numel() / y.shape[1]
                 m = bn.momentum if bn.momentum is not None else 0.1
                 bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 bn.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1, 1), alpha=m)
@@ -160,6 +162,14 @@ class Synapse(nn.Module):
             # once and broadcast. Same function as on the T copies (batch statistics of T equal
             # copies are those of one); only float rounding of the sums can differ.
             y = self._forward_static(x[0], steps)
+            return y.unsqueeze(0).expand((steps,) + tuple(y.shape))
+        if steps > 1 and x.stride(0) == 0 and self.backend is None and self.training:
+            # Quantized training, ideal product: the same once-and-broadcast (BN folded with the
+            # batch statistics of one copy, which are those of the T copies). Not in eval, where
+            # the conv's rounding for B vs T*B images could flip a spike of a shipped model.
+            w, b = self.folded(x[0], copies=steps)
+            wq, bq = self._quantize(w, b)
+            y = self._linear_op(x[0], wq, bq)
             return y.unsqueeze(0).expand((steps,) + tuple(y.shape))
         return unfold_time(self.forward_folded(fold_time(x)), steps)
 
