@@ -44,7 +44,11 @@ Mapping to the libraries (checked spike for spike in ``tests/test_neuron.py``):
   reset_delay=False)`` equals ``LIF(beta=b, theta=th, reset=...)``; snnTorch's default
   ``reset_delay=True`` equals ``LIF(..., reset_timing="delayed")``. snnTorch fires on
   ``mem > th`` (ours ``>=``: they differ only when ``H`` equals ``theta`` exactly) and detaches
-  the reset from the graph (ours keeps its gradient).
+  the reset from the graph (ours keeps its gradient). Quantized: ``Leaky(state_quant=Q)`` with
+  ``Q(m) = s clamp(round(m / s), lo, hi)``, ``threshold = theta_q`` and a ``>=`` spike function
+  equals ours with the delayed reset at any input; with ``reset_delay=False`` snnTorch subtracts
+  after the clamp (``clamp(H) - theta_q S``, ours ``clamp(H - theta_q S)``), so the two agree
+  while ``H`` stays inside the register range.
 * SpikingJelly ``LIFNode(tau, decay_input=False, v_threshold=th, v_reset=0.0 | None)`` equals
   ``LIF(beta=1 - 1/tau, theta=th, reset="zero" | "subtract")``. With ``decay_input=True`` the
   input is scaled by ``1/tau``; multiply the threshold instead: ``theta = tau * th``.
