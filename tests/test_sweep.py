@@ -202,6 +202,9 @@ BASE = ["sweep-bits", str(MODEL), "--hw", str(HW), "--data", "mnist5k"]
     (["--wbits", "4,20", "--ubits", "4"], "--wbits '4,20': 20 is out of range"),
     (["--wbits", "4", "--ubits", "4", "--adc-bits", "0"], "--adc-bits '0'"),
     (["--wbits", "4", "--ubits", "4", "--workers", "0"], "--workers 0"),
+    (["--wbits", "4", "--ubits", "4", "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"],
+     "--workers applies to the local process pool"),
+    (["--wbits", "4", "--ubits", "4", "--samples", "0"], "--samples 0"),
 ])
 def test_cli_bad_bits_exit_2_one_line(tmp_path, flags, msg):
     code, err = _cli([*BASE, *flags, "--out", str(tmp_path / "o")])
@@ -230,6 +233,9 @@ def test_cli_unreachable_scheduler_fails_fast(tmp_path):
     code, err = _cli([*BASE, "--wbits", "4", "--ubits", "4", "--scheduler-file",
                       str(tmp_path / "none.json"), "--out", str(tmp_path / "o")])
     assert code == 2 and len(err) == 1 and "file not found" in err[0]
+    code, err = _cli([*BASE, "--wbits", "4", "--ubits", "4", "--scheduler", "127.0.0.1:8786",
+                      "--out", str(tmp_path / "o")])
+    assert code == 2 and len(err) == 1 and "expected an address like tcp://HOST:PORT" in err[0]
 
 
 def test_nan_objective_never_on_front():
