@@ -7,16 +7,14 @@ from typing import Any, Optional
 import click
 
 from codesign.errors import CodesignError
-from codesign.snn.quant import MAX_BITS
+from codesign.params import check_bits
 
 
 def bits_option(value: Optional[int], name: str, minimum: int = 1) -> Optional[int]:
     """Validate a bit-width flag; ``None`` (not given) passes through."""
     if value is None:
         return None
-    if not minimum <= value <= MAX_BITS:
-        raise CodesignError(f"--{name} {value}: expected a bit-width {minimum}..{MAX_BITS}")
-    return value
+    return check_bits(value, f"--{name} {value}", "", nullable=False, minimum=minimum)
 
 
 def positive(value: Optional[int], name: str) -> Optional[int]:

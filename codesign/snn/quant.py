@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from codesign.errors import CodesignError
+from codesign.params import BITS_MAX
 
-MAX_BITS = 16
+MAX_BITS = BITS_MAX  # the one limit of every bit-width (codesign.params)
 
 
 def check_bits(bits: Optional[int], what: str, minimum: int = 1) -> Optional[int]:
