@@ -99,3 +99,17 @@ def test_zero_wire_resistance_refused(bad):
         solve_crossbar(np.ones((2, 2)) * 1e-5, np.ones(2) * 0.1, bad, 1.0)
     with pytest.raises(CodesignError, match="wire resistance"):
         solve_crossbar(np.ones((2, 2)) * 1e-5, np.ones(2) * 0.1, 1.0, bad)
+
+
+def test_transfer_model_is_the_exact_circuit_where_first_order_fails():
+    rng = np.random.default_rng(5)
+    R, C = 24, 16
+    G = rng.uniform(2e-6, 40e-6, size=(R, C))
+    for r_row, r_col in ((2.0, 6.0), (60.0, 90.0)):  # mild, then far beyond first order
+        for _ in range(2):
+            v = rng.choice([0.0, 0.1], size=R)
+            exact = solve_crossbar(G, v, r_row, r_col)
+            transfer = fast_column_currents(G, v, r_row, r_col, model="transfer")
+            assert transfer == pytest.approx(exact, rel=1e-5, abs=1e-12)
+    first = fast_column_currents(G, v, 60.0, 90.0)
+    assert np.max(np.abs(first - exact)) > 0.2 * np.max(np.abs(exact))

@@ -80,6 +80,10 @@ class IRDrop:
     """Resistance of one row (word-line) segment between neighbouring cells (ohm, > 0)."""
     r_col_ohm: float = qty("r_col", "resistance", gt=0)
     """Resistance of one column (bit-line) segment between neighbouring cells (ohm, > 0)."""
+    model: str = choice("model", ("first_order", "transfer"), default="first_order")
+    """``first_order``: one-step linearisation (cheap; valid while ``r G N^2`` is small);
+    ``transfer``: the exact linear transfer matrix of each crossbar by conjugate gradients
+    (costly: about ``R^2 C`` operations per iteration per crossbar, per chip)."""
 
 
 @dataclass(**_FROZEN)

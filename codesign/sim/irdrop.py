@@ -142,11 +142,73 @@ def effective_conductance(G: torch.Tensor, r_row_ohm: float, r_col_ohm: float) -
     return G * (1.0 - r_row_ohm * A - r_col_ohm * B)
 
 
-def fast_column_currents(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float
-                         ) -> np.ndarray:
-    """Column currents (A) of the fast model for one input vector: ``v @ G_eff``."""
+def _wire_operator(i: torch.Tensor, r_row: float, r_col: float) -> torch.Tensor:
+    """``L(i)``: wire voltage drops at every cell from the cell currents ``i`` ``(..., R, C)``.
+
+    Row part: segment ``k`` of row ``r`` carries ``sum_{j >= k} i[r, j]``, and the row node of
+    cell ``c`` lies behind segments ``0..c``. Column part: the segment below row ``m`` carries
+    ``sum_{k <= m} i[k, c]``, and the column node of row ``r`` sits above segments ``r..R-1``.
+    ``L`` is symmetric positive semi-definite (kernels ``min(j, c) + 1`` and ``R - max(k, r)``).
+    """
+    seg_row = torch.flip(torch.cumsum(torch.flip(i, [-1]), -1), [-1])
+    drop_row = torch.cumsum(seg_row, -1)
+    seg_col = torch.cumsum(i, -2)
+    drop_col = torch.flip(torch.cumsum(torch.flip(seg_col, [-2]), -2), [-2])
+    return r_row * drop_row + r_col * drop_col
+
+
+def transfer_conductance(G: torch.Tensor, r_row: float, r_col: float, *, tol: float = 1e-7,
+                         max_iter: int = 2000) -> torch.Tensor:
+    """Exact IR-drop transfer matrix ``G_eff`` (``I = v @ G_eff``) of each ``(R, C)`` tile.
+
+    The circuit is linear, so the column currents are ``sum_r v[r] G_eff[r, :]`` with row ``r``
+    of ``G_eff`` the column currents when only row ``r`` is driven at 1 V (the other drivers at
+    0 V). With the cell currents ``i = G (a - b)`` and the wire drops ``a - b = v - L(i)``
+    (:func:`_wire_operator`), ``i`` solves ``(I + G L) i = G v``; substituting ``i = sqrt(G) z``
+    gives the symmetric positive definite system ``(I + sqrt(G) L sqrt(G)) z = sqrt(G) v``,
+    solved by conjugate gradients for all ``R`` unit inputs at once (batched; relative residual
+    ``tol``). Same circuit as :func:`solve_crossbar`; exact up to ``tol``.
+    """
+    lead = G.shape[:-2]
+    R, C = G.shape[-2], G.shape[-1]
+    tiles = G.reshape(-1, R, C).to(torch.float64)
+    out = torch.empty_like(tiles)
+    eye = torch.eye(R, dtype=torch.float64).reshape(R, R, 1)
+    for t in range(tiles.shape[0]):
+        d = torch.sqrt(tiles[t])  # (R, C)
+        b = eye * d  # unit input j drives row j: b_j = sqrt(G) e_j, shape (R_inputs, R, C)
+        z = torch.zeros_like(b)
+        res = b.clone()
+        p_dir = res.clone()
+        rr = (res * res).sum(dim=(-2, -1))
+        b2 = rr.clone()
+        for _ in range(max_iter):
+            ap = p_dir + d * _wire_operator(d * p_dir, r_row, r_col)
+            alpha = rr / (p_dir * ap).sum(dim=(-2, -1))
+            z += alpha.reshape(-1, 1, 1) * p_dir
+            res -= alpha.reshape(-1, 1, 1) * ap
+            rr_new = (res * res).sum(dim=(-2, -1))
+            if bool((rr_new <= (tol * tol) * b2).all()):
+                break
+            p_dir = res + (rr_new / rr).reshape(-1, 1, 1) * p_dir
+            rr = rr_new
+        else:
+            raise CodesignError(f"IR drop: conjugate gradients did not converge in {max_iter} "
+                                "iterations")
+        out[t] = (d * z).sum(dim=-2)  # column currents per unit input: (R_inputs, C)
+    return out.reshape(lead + (R, C)).to(G.dtype)
+
+
+def fast_column_currents(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float, *,
+                         model: str = "first_order") -> np.ndarray:
+    """Column currents (A) for one input vector, ``v @ G_eff``: ``model="first_order"``
+    (:func:`effective_conductance`) or ``"transfer"`` (:func:`transfer_conductance`)."""
     G = np.asarray(G, dtype=float)
     v = np.asarray(v, dtype=float)
     _check_inputs(G, v, float(r_row), float(r_col))
-    g_eff = effective_conductance(torch.from_numpy(G), float(r_row), float(r_col)).numpy()
+    g = torch.from_numpy(G)
+    if model == "transfer":
+        g_eff = transfer_conductance(g, float(r_row), float(r_col)).numpy()
+    else:
+        g_eff = effective_conductance(g, float(r_row), float(r_col)).numpy()
     return v @ g_eff

@@ -21,7 +21,7 @@ import math
 import torch
 
 from codesign.hw import nonideal as p
-from codesign.sim.irdrop import effective_conductance
+from codesign.sim.irdrop import effective_conductance, transfer_conductance
 
 
 class ProgrammingVariation:
@@ -68,16 +68,21 @@ class Drift:
 
 
 class IRDropFast:
-    """Wire resistance through :func:`codesign.sim.irdrop.effective_conductance` on each
-    ``(rows, cols)`` crossbar tile; resistances enter as ``r * dG`` (dimensionless)."""
+    """Wire resistance folded into an effective conductance per ``(rows, cols)`` crossbar tile:
+    :func:`codesign.sim.irdrop.effective_conductance` (``first_order``, clipped at 0) or
+    :func:`codesign.sim.irdrop.transfer_conductance` (``transfer``, exact); resistances enter
+    as ``r * dG`` (dimensionless)."""
 
     def __init__(self, params: p.IRDrop, dg_s: float) -> None:
         self.r_row = float(params.r_row_ohm) * dg_s
         self.r_col = float(params.r_col_ohm) * dg_s
+        self.model = params.model
 
     def apply(self, g_tiles: torch.Tensor) -> torch.Tensor:
         """``g_tiles``: ``(..., rows, cols)`` in units of ``dG``."""
-        return effective_conductance(g_tiles, self.r_row, self.r_col)
+        if self.model == "transfer":
+            return transfer_conductance(g_tiles, self.r_row, self.r_col, tol=1e-5)
+        return torch.clamp(effective_conductance(g_tiles, self.r_row, self.r_col), min=0.0)
 
 
 class ReadNoise:
