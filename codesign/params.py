@@ -128,13 +128,16 @@ def short_repr(v: Any, limit: int = 60) -> str:
 
 def bounds_text(m: Mapping[str, Any]) -> str:
     """``"> 0 and <= 16"`` from a field's ``gt``/``ge``/``le`` metadata."""
+    def fmt(v: float) -> str:
+        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{v:g}"
+
     parts = []
     if m.get("gt") is not None:
-        parts.append(f"> {m['gt']:g}")
+        parts.append(f"> {fmt(m['gt'])}")
     if m.get("ge") is not None:
-        parts.append(f">= {m['ge']:g}")
+        parts.append(f">= {fmt(m['ge'])}")
     if m.get("le") is not None:
-        parts.append(f"<= {m['le']:g}")
+        parts.append(f"<= {fmt(m['le'])}")
     return " and ".join(parts)
 
 

@@ -322,7 +322,7 @@ def test_nir_T_bounded(tmp_path):
     from codesign.graph.nir_io import META_KEY, nir_to_graph
 
     ng = _student_nir(tmp_path)
-    with pytest.raises(CodesignError, match=r"s\.nir: T: expected an integer >= 1 and <= 10000"):
+    with pytest.raises(CodesignError, match=r"s\.nir: T: expected an integer >= 1 and <= 10,000"):
         nir_to_graph(ng, where="s.nir", T=1_000_000_000)
     ng.metadata[META_KEY]["T"] = 10 ** 9
     with pytest.raises(CodesignError, match="metadata.codesign.T"):

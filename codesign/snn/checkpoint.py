@@ -12,6 +12,7 @@ Loading needs nothing else: the spec rebuilds the network, the state dict fills 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Union
 
@@ -26,6 +27,12 @@ from codesign.snn.zoo import build_model
 
 FORMAT = "codesign-checkpoint"
 VERSION = 1
+#: Metadata read back by ``info``, ``map --data`` and the training recipes, with the type each
+#: must have when present (other ``meta`` keys are free-form records).
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "dataset": (str,), "split_seed": (int,), "test_accuracy": (int, float),
+    "command": (str,), "codesign_version": (str,),
+}
 
 
 def atomic_torch_save(obj: Any, path: Union[str, Path]) -> None:
@@ -85,11 +92,19 @@ def validate_blob(blob: dict, origin: str) -> None:
             raise CodesignError(f"{origin}: {key}: expected a mapping with text keys, got "
                                 f"{type(v).__name__}")
     meta = blob["meta"]
-    if "dataset" in meta:  # read by codesign map --data and the training recipes
-        params.check_text(meta["dataset"], origin, "meta.dataset", nonempty=True)
+    for key, types in META_TYPES.items():  # read by info, map --data and the recipes
+        v = meta.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, types)):
+            names = " or ".join(t.__name__ for t in types)
+            raise CodesignError(f"{origin}: meta.{key}: expected {names}, got "
+                                f"{type(v).__name__} {v!r:.40}")
     if meta.get("split_seed") is not None:
         params.check_int(meta["split_seed"], origin, "meta.split_seed", ge=0,
                          le=params.MAX_COUNT)
+    acc = meta.get("test_accuracy")
+    if acc is not None and not (math.isfinite(acc) and 0.0 <= acc <= 1.0):
+        raise CodesignError(f"{origin}: meta.test_accuracy: expected a fraction in [0, 1], got "
+                            f"{acc}")
     for k, v in blob["state_dict"].items():
         if not isinstance(v, torch.Tensor):
             raise CodesignError(f"{origin}: state_dict.{k}: expected a tensor, got "
