@@ -47,8 +47,8 @@ def test_key_is_sha256_of_hand_built_canonical_json(tmp_path):
     expected = {"model_sha256": sha256_file(MODEL), "hw_sha256": sha256_file(HW),
                 "data": "mnist5k", "wbits": 4, "ubits": 4, "adc_bits": 5, "first_bits": None,
                 "last_bits": None, "split_seed": 0, "samples": 10, "activity_samples": 64,
-                "seed": 0, "mapping": "im2col", "chips": 1, "nonideal": False,
-                "retrain": False, "evaluator": 2}
+                "seed": 0, "mapping": "im2col", "chips": 1, "nonideal": None,
+                "retrain": False, "evaluator": 3}
     text = json.dumps(expected, sort_keys=True, separators=(",", ":"))
     assert p.key == hashlib.sha256(text.encode()).hexdigest()
     # the same files by another path: same key; a changed byte: another key
@@ -293,3 +293,35 @@ def test_runner_dependencies_failures_and_resume(tmp_path):
     rep3 = run_jobs([{"x": 7, "after": None}], _job_spec(order), store, backend,
                     progress=False, deadline_s=-1.0)
     assert rep3.not_started == 1 and not store.has("k7")
+
+
+# ---------------------------------------------------------------------------- hardware accuracy
+
+
+def test_hardware_accuracy_point(tmp_path):
+    """With --nonideal the accuracy is the simulator's mean over chips; the simulator's own ideal
+    run picks the same samples as the sweep's ideal scoring (two code paths, one answer), and
+    with no non-ideality and a 16-bit ADC the chip stays within 10 points of it."""
+    hw = ROOT / "hw_configs" / "rram_physical_32nm.yaml"
+    run = sweep_bits(MODEL, hw, "mnist5k", wbits=[4], ubits=[8], adc_bits=[16], samples=40,
+                     activity_samples=8, nonideal="none", chips=1, workers=1,
+                     out=tmp_path / "hw", progress=False, figures=False)
+    (rec,) = ResultStore(tmp_path / "hw").all()
+    r = rec["result"]
+    assert r["accuracy_kind"] == "hardware" and r["nonideal_simulated"] == []
+    assert r["accuracy_ideal_sim"] == pytest.approx(r["accuracy_ideal"], abs=1e-9)
+    assert abs(r["accuracy"] - r["accuracy_ideal"]) <= 0.10
+    row = run.results.iloc[0]
+    assert row["chips"] == 1 and row["nonideal"] == "none" and row["accuracy_kind"] == "hardware"
+
+
+@pytest.mark.parametrize("flags,msg", [
+    (["--chips", "3"], "--chips 3: several chips differ only by their non-ideality draws"),
+    (["--nonideal", "gremlins"], "--nonideal: unknown non-ideality 'gremlins'"),
+    (["--chips", "0", "--nonideal", "all"], "--chips 0"),
+])
+def test_cli_bad_hardware_flags(tmp_path, flags, msg):
+    code, err = _cli(["sweep-bits", str(MODEL), "--hw",
+                      str(ROOT / "hw_configs" / "rram_physical_32nm.yaml"), "--data", "mnist5k",
+                      "--wbits", "4", "--ubits", "4", *flags, "--out", str(tmp_path / "o")])
+    assert code == 2 and len(err) == 1 and msg in err[0], err

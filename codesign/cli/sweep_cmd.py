@@ -34,6 +34,11 @@ from codesign.errors import CodesignError
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the sample draws.")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Data split seed.")
+@click.option("--nonideal", default=None,
+              help="Score accuracy on simulated chips with these non-idealities (all, or "
+                   "names from the spec's nonideal: section); default: ideal quantized.")
+@click.option("--chips", type=int, default=1, show_default=True,
+              help="Simulated chips per point (with --nonideal); mean and 95 % interval.")
 @click.option("--workers", type=int, default=None,
               help="Local worker processes (1: serial; default: every core).")
 @click.option("--scheduler", default=None, help="Dask scheduler address tcp://HOST:PORT.")
@@ -45,12 +50,14 @@ from codesign.errors import CodesignError
 def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                    adc_bits: Optional[str], first_bits: Optional[int], last_bits: Optional[int],
                    samples: Optional[int], activity_samples: int, seed: int, split_seed: int,
-                   workers: Optional[int], scheduler: Optional[str],
+                   nonideal: Optional[str], chips: int, workers: Optional[int],
+                   scheduler: Optional[str],
                    scheduler_file: Optional[str], out: Path, quiet: bool) -> None:
     """Sweep MODEL (a codesign checkpoint) over --wbits x --ubits x --adc-bits on --hw.
 
     Each point is post-training quantized (LSQ steps re-initialised), scored on the test split
-    (ideal quantized accuracy with a 95 % interval) and costed from measured spike activity.
+    (ideal quantized accuracy, or with --nonideal on --chips simulated chips, with a 95 %
+    interval) and costed from measured spike activity.
     Writes OUT/results.csv, OUT/pareto_{edap,energy,area}.png and one JSON per point; the same
     command again computes only the missing points.
     """
@@ -73,12 +80,16 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                             "codesign checkpoint (.pt)")
     from codesign.mapflow import load_hw
 
-    load_hw(hw)  # refuse a bad spec before any work
+    spec = load_hw(hw)  # refuse a bad spec (or non-ideality) before any work
+    if nonideal is not None:
+        from codesign.hw.nonideal import select
+
+        select(spec.nonideal, nonideal, str(hw))
     run = sweep_bits(model, hw, data_name, wbits=w, ubits=u, adc_bits=a, out=out,
                      samples=samples, activity_samples=activity_samples, seed=seed,
                      split_seed=split_seed, first_bits=first_bits, last_bits=last_bits,
-                     workers=workers, scheduler=scheduler, scheduler_file=scheduler_file,
-                     progress=not quiet)
+                     chips=chips, nonideal=nonideal, workers=workers, scheduler=scheduler,
+                     scheduler_file=scheduler_file, progress=not quiet)
     df = run.results
     front = df[df["pareto_edap"]]
     if not quiet:

@@ -71,14 +71,18 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
                out: Union[str, os.PathLike], samples: Optional[int] = None,
                activity_samples: int = 64, seed: int = 0, split_seed: int = 0,
                first_bits: Optional[int] = None, last_bits: Optional[int] = None,
-               mapping: str = "im2col", workers: Optional[int] = None,
+               mapping: str = "im2col", chips: int = 1, nonideal: Optional[str] = None,
+               workers: Optional[int] = None,
                scheduler: Optional[str] = None, scheduler_file: Optional[str] = None,
                progress: bool = True, figures: bool = True) -> SweepRun:
-    """Run (or resume) the sweep ``wbits x ubits x adc_bits`` of ``model`` on ``hw``."""
+    """Run (or resume) the sweep ``wbits x ubits x adc_bits`` of ``model`` on ``hw``.
+
+    ``nonideal`` (``all`` or names) scores accuracy on ``chips`` simulated chips instead of the
+    ideal quantized network (see :mod:`codesign.sweep.evaluate`)."""
     points = make_points(model, hw, data, wbits=wbits, ubits=ubits, adc_bits=adc_bits,
                          samples=samples, activity_samples=activity_samples, seed=seed,
                          split_seed=split_seed, first_bits=first_bits, last_bits=last_bits,
-                         mapping=mapping)
+                         mapping=mapping, chips=chips, nonideal=nonideal)
     out = Path(out)
     store = ResultStore(out)
     manifest = manifest_for(points)

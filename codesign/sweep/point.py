@@ -24,9 +24,10 @@ from typing import Any, Optional, Union
 from codesign.errors import CodesignError
 
 MAX_BITS = 16
-EVALUATOR_VERSION = 2
+EVALUATOR_VERSION = 3
 """Bumped when :func:`codesign.sweep.evaluate.evaluate_point` changes what it computes
-(2: each layer costed at the quantized network's own bits, not ``wbits`` forced on all)."""
+(2: each layer costed at the quantized network's own bits, not ``wbits`` forced on all;
+3: hardware accuracy on simulated chips when ``nonideal`` is set)."""
 PATH_FIELDS = ("model", "hw")
 
 
@@ -86,9 +87,12 @@ class SweepPoint:
     seed: int = 0
     mapping: str = "im2col"
     chips: int = 1
-    """Chip instances (non-ideal hardware draws); 1 while accuracy is ideal."""
-    nonideal: bool = False
-    """Accuracy on simulated non-ideal crossbars (not built yet: must be False)."""
+    """Simulated chip instances (independent non-ideality draws) when ``nonideal`` is set."""
+    nonideal: Optional[str] = None
+    """``None``: ideal quantized accuracy. Else the non-idealities simulated on the spec's
+    crossbars (``all``, ``none`` or ``NAME,...`` of :mod:`codesign.hw.nonideal`; the string as
+    given, so ``all`` follows the spec's ``nonideal:`` section, whose bytes are in
+    ``hw_sha256``)."""
     retrain: bool = False
     """Fine-tune at the point's bits through the closed loop (not built yet: must be False)."""
     evaluator: int = EVALUATOR_VERSION
@@ -160,9 +164,15 @@ def make_points(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], dat
         if not p.is_file():
             raise CodesignError(f"{what} {p}: file not found")
     msha, hsha = file_sha256(mpath), file_sha256(hpath)
-    if common.get("nonideal") or common.get("retrain"):
-        raise CodesignError("sweep: non-ideal accuracy and retraining are not available yet "
-                            "(the hardware simulator and the closed loop are being built)")
+    if common.get("retrain"):
+        raise CodesignError("sweep: --retrain is not available yet (the closed loop is being "
+                            "built)")
+    chips = common.get("chips", 1)
+    if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
+        raise CodesignError(f"--chips {chips!r}: expected a positive integer")
+    if chips > 1 and common.get("nonideal") is None:
+        raise CodesignError(f"--chips {chips}: several chips differ only by their non-ideality "
+                            "draws; give --nonideal (all, or names) too")
     return [SweepPoint(str(mpath), msha, str(hpath), hsha, data, wbits=w, ubits=u,
                        adc_bits=a, **common)
             for w, u, a in product(wbits, ubits, adc_bits)]

@@ -1,6 +1,9 @@
 """``results.csv`` and the Pareto figures of a bit-width sweep, assembled from its store.
 
-One row per point, sorted by ``(wbits, ubits, adc_bits)``, with no timing or host columns, so
+One row per point, sorted by ``(wbits, ubits, adc_bits)``; ``accuracy`` is the kind named in
+``accuracy_kind`` (``ideal_quantized`` or ``hardware`` on ``chips`` simulated chips with the
+``nonideal`` set), ``accuracy_ideal`` the ideal quantized accuracy on the same samples. No
+timing or host columns, so
 that the same sweep gives the same file however it was run (serial, pool, Dask, resumed).
 Pareto flags (:func:`codesign.pareto.pareto_mask`, ties and duplicates kept on the front):
 
@@ -27,7 +30,8 @@ from codesign.pareto import pareto_mask
 
 COLUMNS = [
     "label", "wbits", "ubits", "adc_bits", "first_bits", "last_bits", "accuracy_kind",
-    "accuracy", "accuracy_ci_lo", "accuracy_ci_hi", "accuracy_samples", "energy_pj",
+    "accuracy", "accuracy_ci_lo", "accuracy_ci_hi", "accuracy_ideal", "accuracy_samples",
+    "chips", "nonideal", "energy_pj",
     "latency_ns", "area_um2", "area_mm2", "edap_pj_ns_mm2", "tops_per_w", "tops_per_mm2",
     "firing_rate", "pareto_edap", "pareto_energy", "pareto_area", "data", "samples",
     "activity_samples", "seed", "split_seed", "key",
@@ -46,7 +50,8 @@ def results_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         label = f"W{p['wbits']}U{p['ubits']}" + (f"A{adc}" if adc is not None else "")
         rows.append({**{k: r.get(k) for k in COLUMNS if k in r}, "label": label,
                      "wbits": p["wbits"], "ubits": p["ubits"], "adc_bits": adc,
-                     "data": p["data"], "samples": p["samples"],
+                     "data": p["data"], "samples": p["samples"], "chips": p.get("chips", 1),
+                     "nonideal": p.get("nonideal"),
                      "activity_samples": p["activity_samples"], "seed": p["seed"],
                      "split_seed": p["split_seed"], "key": rec["key"]})
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith("pareto_")])
