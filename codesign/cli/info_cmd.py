@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import click
 
-from codesign.errors import CodesignError
 from codesign.snn.checkpoint import load_checkpoint
-
-#: The metadata ``info`` prints, with the type each must have when present.
-META_TYPES: dict[str, tuple[type, ...]] = {
-    "dataset": (str,), "split_seed": (int,), "test_accuracy": (int, float),
-    "command": (str,), "codesign_version": (str,),
-}
-
-
-def _check_meta(path: Path, meta: dict[str, Any]) -> None:
-    """Refuse metadata ``info`` would print wrongly: a wrong type, or an accuracy that is not
-    a finite fraction in [0, 1]."""
-    for key, types in META_TYPES.items():
-        v = meta.get(key)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, types):
-            names = " or ".join(t.__name__ for t in types)
-            raise CodesignError(f"{path}: meta.{key}: expected {names}, got "
-                                f"{type(v).__name__} {v!r:.40}")
-    acc = meta.get("test_accuracy")
-    if acc is not None and not (math.isfinite(acc) and 0.0 <= acc <= 1.0):
-        raise CodesignError(f"{path}: meta.test_accuracy: expected a fraction in [0, 1], got {acc}")
 
 
 def describe(path: Path) -> dict:
     """Spec summary, parameter count, bit-widths and recorded accuracy of a checkpoint."""
-    model, meta = load_checkpoint(path)
-    _check_meta(path, meta)
+    model, meta = load_checkpoint(path)  # meta types checked by snn.checkpoint.validate_blob
     spec = model.spec
     layers = [{"name": n, "kind": s.kind, "wbits": s.wbits,
                "shape": list(s.op.weight.shape)} for n, s in model.synapses()]
