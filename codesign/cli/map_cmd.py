@@ -22,7 +22,10 @@ from codesign.train.progress import Reporter
 #: previous report that may be replaced.
 REPORT_FILES = ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.png",
                 "area_breakdown.png", "firing_rate_drift.csv", "ablation.csv", "ablation.png",
-                "adc_bits.csv", "accuracy_vs_adc_bits.png")
+                "adc_bits.csv", "accuracy_vs_adc_bits.png",
+                # --retrain (codesign.loop.LOOP_FILES)
+                "rounds.jsonl", "retrained.pt", "loop.json", "before_after.csv",
+                "retrain_rounds.png")
 
 
 @click.command()
@@ -66,12 +69,34 @@ REPORT_FILES = ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.
                    "every step; default: once per inference.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
+# --- closed loop (codesign.loop) ---
+@click.option("--retrain", is_flag=True,
+              help="If the hardware accuracy (mean over chips) is more than --tolerance points "
+                   "below the teacher's (or --target), retrain the student through the hardware "
+                   "with distillation; writes retrained.pt, rounds.jsonl, before_after.csv, "
+                   "retrain_rounds.png and loop.json into --out.")
+@click.option("--tolerance", type=float, default=1.0, show_default=True,
+              help="--retrain: points below the reference still counted as recovered (>= 0).")
+@click.option("--teacher", type=click.Path(path_type=Path), default=None,
+              help="--retrain: teacher checkpoint (default: the one recorded in MODEL's meta).")
+@click.option("--budget-epochs", type=int, default=None,
+              help="--retrain: at most N epochs (one per round; default 2).")
+@click.option("--budget-min", type=float, default=None,
+              help="--retrain: at most M minutes of wall time (instead of --budget-epochs).")
+@click.option("--target", type=float, default=None,
+              help="--retrain: reference accuracy in percent instead of the teacher's.")
+@click.option("--retrain-distill", default="logit,md", show_default=True,
+              help="--retrain: distillation methods (logit, md, temporal) or ce (no teacher "
+                   "term).")
 def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[int],
             chips: Optional[int], nonideal: str, ablate: bool, seed: int,
             split_seed: Optional[int], dense: bool, mapping: str, wbits: Optional[int],
             ubits: Optional[int], adc_bits: Optional[int], dt_s: Optional[float],
             reset: Optional[str], T: Optional[int], out: Path, recompute_static_input: bool,
-            as_json: bool, quiet: bool) -> None:
+            as_json: bool, quiet: bool, retrain: bool = False, tolerance: float = 1.0,
+            teacher: Optional[Path] = None, budget_epochs: Optional[int] = None,
+            budget_min: Optional[float] = None, target: Optional[float] = None,
+            retrain_distill: str = "logit,md") -> None:
     """Map MODEL (checkpoint .pt, workload .yaml or .nir) onto --hw and cost it."""
     from codesign.mapflow import map_model
     from codesign.report import write_report
@@ -82,6 +107,9 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[in
     if samples is not None and samples < 1:
         raise CodesignError(f"--samples {samples}: expected a positive integer")
     hardware = _hardware_options(chips, nonideal, ablate, samples, data_name, quiet)
+    loop = _retrain_setup(retrain, model, hw, data_name, split_seed, teacher, tolerance,
+                          budget_epochs, budget_min, target, retrain_distill, chips, nonideal,
+                          adc_bits, seed, samples)
     act_samples = 64 if samples is None else samples
     if seed < 0:
         raise CodesignError(f"--seed {seed}: expected a non-negative integer")
@@ -109,9 +137,41 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[in
         click.echo(Path(paths["summary.json"]).read_text(encoding="utf-8"), nl=False)
     else:
         print_table(result)
+    if loop is not None:
+        from codesign.loop import run, table_text
+
+        res = run(loop[0], out, loop[1],
+                  log=None if quiet else (lambda m: click.echo(m, err=True)))
+        paths.update({n: str(Path(out) / n) for n in ("rounds.jsonl", "retrained.pt",
+                                                      "loop.json", "before_after.csv",
+                                                      "retrain_rounds.png")})
+        click.echo(table_text(res), err=as_json)
     if not quiet:
         click.echo(f"codesign map: {model} on {hw} ({activity_text(result.summary)}): wrote "
                    f"{', '.join(sorted(paths))} to {out}", err=True)
+
+
+def _retrain_setup(retrain: bool, model: Path, hw: str, data_name: Optional[str],
+                   split_seed: Optional[int], teacher: Optional[Path], tolerance: float,
+                   budget_epochs: Optional[int], budget_min: Optional[float],
+                   target: Optional[float], methods: str, chips: Optional[int], nonideal: str,
+                   adc_bits: Optional[int], seed: int, samples: Optional[int]) -> Any:
+    """``(LoopSetup, LoopConfig)`` of ``--retrain``, validated before any work; ``None``
+    without ``--retrain`` (whose options are then refused)."""
+    if not retrain:
+        opts = (("--teacher", teacher), ("--budget-epochs", budget_epochs),
+                ("--budget-min", budget_min), ("--target", target))
+        given = [f for f, v in opts if v is not None]
+        if given:
+            raise CodesignError(f"{', '.join(given)}: only used with --retrain")
+        return None
+    from codesign.loop import LoopConfig, prepare
+
+    cfg = LoopConfig(tolerance=tolerance, target=target, budget_epochs=budget_epochs,
+                     budget_min=budget_min, methods=methods, chips=chips or 3,
+                     eval_chips=chips or 3, nonideal=nonideal, adc_bits=adc_bits, seed=seed,
+                     test_samples=samples)
+    return prepare(model, hw, data_name, cfg, teacher=teacher, split_seed=split_seed), cfg
 
 
 def _hardware_options(chips: Optional[int], nonideal: str, ablate: bool,
