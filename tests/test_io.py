@@ -158,3 +158,23 @@ def test_check_out_file(tmp_path):
         check_out_file(p / "x.pt")
     with pytest.raises(CodesignError, match="folder"):
         check_out_file(tmp_path)
+
+
+def test_unwritable_place_refused_before_work(tmp_path, monkeypatch):
+    """As root every folder is writable, so stand in for a read-only mount: ``os.access``
+    answers False for one folder; the check must refuse before the body runs."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+
+    def access(path, mode, *a, **k):
+        return False if os.path.abspath(path) == str(ro) else real(path, mode, *a, **k)
+
+    monkeypatch.setattr("codesign.io.os.access", access)
+    ran = []
+    with pytest.raises(CodesignError, match=r"folder .*ro is not writable"):
+        with publish_dir(ro / "rep"):
+            ran.append(1)
+    with pytest.raises(CodesignError, match="not writable"):
+        check_out_file(ro / "m.pt")
+    assert ran == [] and os.listdir(ro) == []
