@@ -29,7 +29,9 @@ Steps for a point (all on the CPU, one torch thread, deterministic):
    ``first_bits``/``last_bits``, every membrane ``ubits``), so the cost is that of the network
    whose accuracy was scored (forcing ``wbits`` on every layer would charge a W2 first conv
    that the scored network does not have).
-   The firing rate is spikes / (neurons x steps x samples) over every LIF layer.
+   The firing rate is spikes / (neurons x steps x samples) over every LIF layer. The activity
+   is the ideal quantized network's, also when accuracy is simulated on chips (the chips'
+   firing-rate drift is in the simulator's report, not fed into the cost).
 
 The model and hardware files are re-hashed first: a worker that sees different bytes than the
 driver hashed refuses the point (:class:`CodesignError`) instead of storing a wrong result.
@@ -79,7 +81,7 @@ def _check_files(point: SweepPoint) -> None:
 
 
 def evaluate_point(point: SweepPoint) -> dict[str, Any]:
-    """The result of one point (see the module docstring): a flat dict of JSON scalars."""
+    """The result of one point (see the module docstring): a dict of JSON values."""
     import torch
 
     if point.retrain:
