@@ -320,7 +320,6 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
             f"(reference {reference:.2f} %, tolerance {cfg.tolerance} points)")
         return row
 
-    record(0, r0, {"trained": False})
     ckpt = out / "retrained.pt"
     base_meta = {k: v for k, v in s_meta.items() if k != "codesign_version"}
     best = (r0["hardware"], 0, {k: v.clone() for k, v in student.state_dict().items()})
@@ -332,7 +331,9 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
                                              "config": asdict(cfg)}}
         save_checkpoint(ckpt, student, meta)
 
+    # the checkpoint is written before the round is logged: a logged best round is on disk
     save_best()
+    record(0, r0, {"trained": False, "best_round": 0})
     stop = "recovered" if rounds[0]["recovered"] else ""
     epochs = cfg.epochs_allowed()
     rnd = 0
@@ -382,11 +383,11 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
             chip_seeds_used.extend(hook.seeds)
         ev = hw_eval(student, x_val, y_val, roots[0], cfg.chips, cfg.val_samples)
         last_dur = time.perf_counter() - t0
-        row = record(rnd, ev, {"trained": True, "train_chips": len(hook.seeds) if hook else 0,
-                               "round_s": round(last_dur, 2)})
         if ev["hardware"] > best[0]:
             best = (ev["hardware"], rnd, {k: v.clone() for k, v in student.state_dict().items()})
             save_best()
+        row = record(rnd, ev, {"trained": True, "train_chips": len(hook.seeds) if hook else 0,
+                               "round_s": round(last_dur, 2), "best_round": best[1]})
         if row["recovered"]:
             stop = "recovered"
     student.load_state_dict(best[2])
@@ -403,20 +404,7 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
         raise CodesignError("closed loop: a held-out chip seed was used in training or selection")
     seeds.update(heldout_chips=before["chip_seeds"], training_chips=len(chip_seeds_used),
                  heldout_overlap=overlap)
-    regressed = after["hardware"] < before["hardware"]
-    delta = after["hardware"] - before["hardware"]
-    if best[1] == 0:
-        message = ("no retrained round beat the original on the selection chips; the original "
-                   "student is kept")
-    elif regressed:
-        message = (f"REGRESSED: on held-out chips the retrained student is {-delta:.2f} points "
-                   f"WORSE than the original ({after['hardware']:.2f} % vs "
-                   f"{before['hardware']:.2f} %)")
-    else:
-        message = (f"held-out chips: {before['hardware']:.2f} % -> {after['hardware']:.2f} % "
-                   f"({delta:+.2f} points)")
-    if best[1] == 0 and regressed:  # cannot happen (same weights, same chips), but never hide it
-        message = "REGRESSED: " + message
+    regressed, message = held_out_verdict(before["hardware"], after["hardware"], best[1])
     energy = {"before": _energy(student_path, spec, data, cfg),
               "after": _energy(ckpt, spec, data, cfg) if best[1] else None}
     if energy["after"] is None:
@@ -433,6 +421,23 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
     write_loop_files(result, out)
     say(f"closed loop: {message} (stopped: {stop}; best round {best[1]})")
     return result
+
+
+def held_out_verdict(before: float, after: float, best_round: int) -> tuple[bool, str]:
+    """``(regressed, message)`` for held-out hardware accuracies (percent) of the original
+    (``before``) and the kept student (``after``, from ``best_round``; 0 = the original).
+    ``regressed`` is ``after < before``, always stated in the message when true."""
+    regressed = after < before
+    delta = after - before
+    if regressed:
+        message = (f"REGRESSED: on held-out chips the kept student is {-delta:.2f} points "
+                   f"WORSE than the original ({after:.2f} % vs {before:.2f} %)")
+    elif best_round == 0:
+        message = (f"no retrained round beat the original on the selection chips; the original "
+                   f"student is kept (held-out chips: {before:.2f} %)")
+    else:
+        message = f"held-out chips: {before:.2f} % -> {after:.2f} % ({delta:+.2f} points)"
+    return regressed, message
 
 
 def _loss_kwargs(cfg: LoopConfig) -> dict[str, Any]:
