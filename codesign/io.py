@@ -102,6 +102,7 @@ def atomic_write_via(path: PathLike, write: Callable[[str], None]) -> Path:
         ) from None
     os.close(fd)
     try:
+        os.chmod(tmp, _umask_mode(0o666))
         write(tmp)
         _fsync_file(tmp)
         os.replace(tmp, target)
@@ -193,6 +194,27 @@ def atomic_write_json(path: PathLike, obj: Any, nonfinite: Literal["null", "refu
 
 # --------------------------------------------------------------------------- output folders
 
+def _umask_mode(base: int) -> int:
+    """``base`` (0o666 for files, 0o777 for folders) less the process umask: the mode a plain
+    ``open``/``mkdir`` would give, which ``mkstemp``/``mkdtemp`` (0o600/0o700) do not."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder``: a probe file made and removed (not
+    ``os.access``, which says yes to root on a read-only mount or under a sandbox)."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".codesign-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return True
+
+
 def _nearest_existing(path: Path) -> Path:
     p = path
     while not p.exists() and p != p.parent:
@@ -237,16 +259,16 @@ def check_out_dir(path: PathLike, names: Iterable[str] | None = None) -> Path:
         )
     if anchor == out:
         parent = out.parent
-        if not os.access(parent, os.W_OK | os.X_OK):
+        if not _writable(parent):
             raise CodesignError(f"{path}: --out: folder {parent} is not writable")
-        if not os.access(out, os.W_OK | os.X_OK):
+        if not _writable(out):
             raise CodesignError(f"{path}: --out folder is not writable")
         if not _is_previous_report(out, names):
             raise CodesignError(
                 f"{path}: --out is a folder holding other files (not a previous codesign report); "
                 "expected a new path, an empty folder or a previous report"
             )
-    elif not os.access(anchor, os.W_OK | os.X_OK):
+    elif not _writable(anchor):
         raise CodesignError(f"{path}: --out: folder {anchor} is not writable")
     return out
 
@@ -263,7 +285,7 @@ def check_out_file(path: PathLike, force: bool = False) -> Path:
     anchor = _nearest_existing(out.parent)
     if not anchor.is_dir():
         raise CodesignError(f"{path}: lies under {anchor}, which is a file; expected a folder")
-    if not os.access(anchor, os.W_OK | os.X_OK):
+    if not _writable(anchor):
         raise CodesignError(f"{path}: folder {anchor} is not writable")
     return out
 
@@ -288,6 +310,7 @@ def publish_dir(out_dir: PathLike, names: Iterable[str] | None = None) -> Iterat
             f"{out_dir}: cannot create a folder in {out.parent} ({exc.strerror})"
         ) from None
     try:
+        os.chmod(tmp, _umask_mode(0o777))
         yield tmp
         atomic_write_text(tmp / REPORT_MARKER, "written by codesign; this folder is replaced "
                           "as a whole by the next report written here\n")

@@ -161,16 +161,22 @@ def test_check_out_file(tmp_path):
 
 
 def test_unwritable_place_refused_before_work(tmp_path, monkeypatch):
-    """As root every folder is writable, so stand in for a read-only mount: ``os.access``
-    answers False for one folder; the check must refuse before the body runs."""
+    """As root every folder is writable, so stand in for a read-only mount: creating a file in
+    one folder fails with EROFS (what ``os.access`` would not see); the check must refuse before
+    the body runs."""
+    import errno
+    import tempfile as _tempfile
+
     ro = tmp_path / "ro"
     ro.mkdir()
-    real = os.access
+    real = _tempfile.mkstemp
 
-    def access(path, mode, *a, **k):
-        return False if os.path.abspath(path) == str(ro) else real(path, mode, *a, **k)
+    def mkstemp(*a, dir=None, **k):
+        if dir is not None and os.path.abspath(dir) == str(ro):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*a, dir=dir, **k)
 
-    monkeypatch.setattr("codesign.io.os.access", access)
+    monkeypatch.setattr("codesign.io.tempfile.mkstemp", mkstemp)
     ran = []
     with pytest.raises(CodesignError, match=r"folder .*ro is not writable"):
         with publish_dir(ro / "rep"):
@@ -178,3 +184,17 @@ def test_unwritable_place_refused_before_work(tmp_path, monkeypatch):
     with pytest.raises(CodesignError, match="not writable"):
         check_out_file(ro / "m.pt")
     assert ran == [] and os.listdir(ro) == []
+
+
+def test_written_files_follow_umask(tmp_path):
+    """mkstemp/mkdtemp make 0600/0700 entries; published files and folders get the mode a plain
+    open()/mkdir() would (0666/0777 less the umask)."""
+    old = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "a.txt", "x")
+        with publish_dir(tmp_path / "rep") as d:
+            (d / "b.txt").write_text("y")
+    finally:
+        os.umask(old)
+    assert f.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "rep").stat().st_mode & 0o777 == 0o755
