@@ -38,6 +38,9 @@ from codesign.train.recipe import distill_plan, run_recipe
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--optimizer", default="adam", show_default=True, help="adam or sgd.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--freeze-bn-after", "freeze_bn_after", type=int, default=None,
+              help="QAT: fold BN with batch statistics for this many epochs, then with the "
+                   "frozen running ones (one conv per layer; 0: from the start; default: never).")
 @click.option("--loss", default="mean", show_default=True,
               help="mean (CE on mean logits) or per_step (mean of per-step CE).")
 @click.option("--encoding", default=None, help="direct or rate (static data).")
@@ -75,7 +78,8 @@ from codesign.train.recipe import distill_plan, run_recipe
               help="Multi-stage: train this assistant (preset/spec) from --teacher first.")
 def train(model: Optional[str], data_name: str, T: Optional[int], wbits, ubits, first_bits,
           last_bits, per_channel, epochs: int, batch_size: int, lr: float, optimizer: str,
-          weight_decay: float, loss: str, encoding: Optional[str], leak, threshold, reset,
+          weight_decay: float, freeze_bn_after: Optional[int], loss: str,
+          encoding: Optional[str], leak, threshold, reset,
           surrogate, init: Optional[Path], seed: int, split_seed: int, device: str, out: Path,
           force: bool, as_json: bool, quiet: bool, teacher: Optional[Path],
           methods: Optional[str], alpha, beta, gamma, tau, md_layers: Optional[str],
@@ -89,7 +93,8 @@ def train(model: Optional[str], data_name: str, T: Optional[int], wbits, ubits, 
                         md_layers=md_layers, md_distance=md_distance, assistant=assistant,
                         assistant_model=assistant_model)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                      weight_decay=weight_decay, seed=seed, device=device, loss=loss)
+                      weight_decay=weight_decay, seed=seed, device=device, loss=loss,
+                      freeze_bn_after=freeze_bn_after)
     cfg.validate()
     check_out_file(out, force=force)
     assistant_path = None

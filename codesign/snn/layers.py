@@ -10,6 +10,13 @@ norm is folded into the weights before quantizing, as the hardware stores them:
 with ``Q_w`` the LSQ weight quantizer of step ``s`` and ``Q_s`` rounding the bias to the same
 step (an integer of ``bias_bits`` bits). In training the fold uses the batch statistics of the
 float convolution ``W * x`` (and updates the running ones); in eval it uses the running ones.
+That costs a second convolution per quantized layer (forward and backward): ``W * x`` for the
+statistics, then ``Q_w(W') * x`` for the output. With :attr:`Synapse.bn_frozen` (QAT's "freeze
+BN", Jacob et al. 2018, Krishnamoorthi 2018; :func:`freeze_batchnorm`) the training fold uses
+the running statistics and leaves them unchanged: one convolution, and the training forward is
+then exactly the deployed (eval) forward. It is a different training function than the
+batch-statistics fold (no batch normalisation, no gradient through the statistics), so it is an
+option (``TrainConfig.freeze_bn_after``), not the default.
 
 The seam: the weight-times-input step ``y = W x + b`` of every path (float, quantized, static
 first layer) goes through :attr:`Synapse.backend` when one is set: a callable
@@ -78,6 +85,9 @@ class Synapse(nn.Module):
         self.wq = WeightQuantizer(wbits, out_features, per_channel)
         self.backend: Optional[Backend] = None
         """The weight-times-input step (module docstring); ``None``: ideal."""
+        self.bn_frozen: bool = False
+        """Quantized training folds BN with the running statistics, not the batch ones, and
+        leaves them unchanged (module docstring); no effect in float or in eval."""
 
     @property
     def wbits(self) -> Optional[int]:
@@ -99,13 +109,14 @@ class Synapse(nn.Module):
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Float weight and bias with the batch norm folded in (``x`` gives batch statistics;
         ``copies``: ``x`` stands for that many stacked copies of itself, which have the same
-        batch statistics but ``copies`` times the samples in the running-variance correction)."""
+        batch statistics but ``copies`` times the samples in the running-variance correction).
+        With :attr:`bn_frozen` the running statistics are used and ``x`` is not convolved."""
         w, b = self.op.weight, self.op.bias
         if self.bn is None:
             return w, b
         bn = self.bn
-        if self.training and x is not None:
-            y = self._linear_op(x, w, None)
+        if self.training and x is not None and not self.bn_frozen:
+            y = self._linear_op(x, w, b)  # the mean includes b, as nn.BatchNorm on op(x)
             mean, var = channel_stats(y)  # per channel over (N, H, W): fast kernel
             with torch.no_grad():
                 n = copies * y.numel() / y.shape[1]
@@ -293,6 +304,17 @@ class Flatten(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(2)
+
+
+def freeze_batchnorm(model: nn.Module, frozen: bool = True) -> int:
+    """Set :attr:`Synapse.bn_frozen` on every quantized synapse with a batch norm of
+    ``model``; returns how many. Float synapses keep their ``nn.BatchNorm`` behaviour."""
+    count = 0
+    for mod in model.modules():
+        if isinstance(mod, Synapse) and mod.bn is not None and mod.wq.enabled:
+            mod.bn_frozen = frozen
+            count += 1
+    return count
 
 
 @torch.no_grad()

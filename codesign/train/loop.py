@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codesign.errors import CodesignError
+from codesign.snn.layers import freeze_batchnorm
 from codesign.train.progress import Reporter
 
 LOSS_MODES = ("mean", "per_step")
@@ -48,6 +49,11 @@ class TrainConfig:
     val_fraction: float = 0.1
     augment_shift_px: int = 2  # applied to static images of 16 px and larger
     eval_batch_size: int = 500
+    freeze_bn_after: Optional[int] = None
+    """Quantization-aware training: fold BN with the batch statistics for this many epochs,
+    then with the frozen running statistics (``codesign.snn.layers.freeze_batchnorm``: one
+    convolution per layer instead of two, training forward = deployed forward). ``0``: frozen
+    from the first step; ``None`` (default): batch statistics throughout."""
 
     def validate(self) -> None:
         """Refuse values that cannot train: each error names the flag and what was expected."""
@@ -71,6 +77,11 @@ class TrainConfig:
             raise CodesignError(f"--optimizer {self.optimizer!r}: expected one of {OPTIMIZERS}")
         if self.loss not in LOSS_MODES:
             raise CodesignError(f"--loss {self.loss!r}: expected one of {LOSS_MODES}")
+        fba = self.freeze_bn_after
+        if fba is not None and (isinstance(fba, bool) or not isinstance(fba, int) or fba < 0):
+            raise CodesignError(
+                f"--freeze-bn-after {fba}: expected an integer number of epochs >= 0"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise CodesignError(f"val_fraction {self.val_fraction}: expected 0 <= f < 1")
 
@@ -214,6 +225,8 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
     with reporter:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
+            if cfg.freeze_bn_after is not None and epoch > cfg.freeze_bn_after:
+                freeze_batchnorm(model)
             perm = torch.randperm(len(x_tr), generator=gen)
             sums: dict[str, float] = {}
             for i in range(0, len(perm), cfg.batch_size):
@@ -240,6 +253,8 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
                 best = (val_acc, epoch, copy.deepcopy(model.state_dict()))
             if after_epoch is not None:
                 after_epoch(model, row)
+    if cfg.freeze_bn_after is not None:
+        freeze_batchnorm(model, False)  # the flag belongs to this run, not to the model
     model.load_state_dict(best[2])
     test_acc = evaluate(model, x_test, y_test, batch_size=cfg.eval_batch_size, device=device)
     return TrainResult(best_val_accuracy=best[0], best_epoch=best[1], test_accuracy=test_acc,
