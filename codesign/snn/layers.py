@@ -14,9 +14,12 @@ That costs a second convolution per quantized layer (forward and backward): ``W 
 statistics, then ``Q_w(W') * x`` for the output. With :attr:`Synapse.bn_frozen` (QAT's "freeze
 BN", Jacob et al. 2018, Krishnamoorthi 2018; :func:`freeze_batchnorm`) the training fold uses
 the running statistics and leaves them unchanged: one convolution, and the training forward is
-then exactly the deployed (eval) forward. It is a different training function than the
-batch-statistics fold (no batch normalisation, no gradient through the statistics), so it is an
-option (``TrainConfig.freeze_bn_after``), not the default.
+then the deployed (eval) function (identical in float64; in float32 the time-repeated input of
+the first layer is convolved once in training, T times in eval, so the sums may round apart).
+It is a different training function than the batch-statistics fold (no batch normalisation, no
+gradient through the statistics), so it is an option (``TrainConfig.freeze_bn_after``, CLI
+``--freeze-bn-after``), not the default: the default keeps the training function of the
+shipped checkpoints.
 
 The seam: the weight-times-input step ``y = W x + b`` of every path (float, quantized, static
 first layer) goes through :attr:`Synapse.backend` when one is set: a callable
