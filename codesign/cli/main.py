@@ -43,6 +43,9 @@ def _register() -> None:
     from codesign.cli.sweep_cmd import sweep_bits_cmd
 
     cli.add_command(sweep_bits_cmd, name="sweep-bits")
+    from codesign.cli.compare_cmd import compare_cmd
+
+    cli.add_command(compare_cmd, name="compare")
 
 
 _register()

@@ -46,20 +46,26 @@ from codesign.errors import CodesignError
               help="Dask scheduler file (dask scheduler --scheduler-file F).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Sweep folder (created; an existing one must hold this same sweep).")
+@click.option("--iso-tolerance", "iso_tolerance", type=float, default=1.0, show_default=True,
+              help="Iso-accuracy tolerance (accuracy points) against the FP reference; "
+                   "negative: no FP reference / iso-accuracy table.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                    adc_bits: Optional[str], first_bits: Optional[int], last_bits: Optional[int],
                    samples: Optional[int], activity_samples: int, seed: int, split_seed: int,
                    nonideal: Optional[str], chips: int, workers: Optional[int],
                    scheduler: Optional[str],
-                   scheduler_file: Optional[str], out: Path, quiet: bool) -> None:
+                   scheduler_file: Optional[str], out: Path, iso_tolerance: float,
+                   quiet: bool) -> None:
     """Sweep MODEL (a codesign checkpoint) over --wbits x --ubits x --adc-bits on --hw.
 
     Each point is post-training quantized (LSQ steps re-initialised), scored on the test split
     (ideal quantized accuracy, or with --nonideal on --chips simulated chips, with a 95 %
     interval) and costed from measured spike activity.
     Writes OUT/results.csv, OUT/pareto_{edap,energy,area}.png and one JSON per point; the same
-    command again computes only the missing points.
+    command again computes only the missing points. With a float MODEL it also evaluates the
+    FP reference (OUT/reference/) and writes OUT/iso_accuracy.{md,csv,png}: the cheapest point
+    within --iso-tolerance points of the FP accuracy against FP.
     """
     from codesign.sweep import parse_bits, sweep_bits
 
@@ -78,7 +84,17 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
     if model.suffix.lower() not in (".pt", ".pth"):
         raise CodesignError(f"{model}: sweep-bits quantizes a trained network; expected a "
                             "codesign checkpoint (.pt)")
+    import math
+
     from codesign.mapflow import load_hw
+    from codesign.snn.checkpoint import read_checkpoint
+
+    if not math.isfinite(iso_tolerance):
+        raise CodesignError(f"--iso-tolerance {iso_tolerance}: expected a finite number of "
+                            "accuracy points")
+    quant = read_checkpoint(model)["spec"].get("quant") or {}
+    is_float = all(quant.get(k) is None for k in ("wbits", "ubits", "first_bits", "last_bits"))
+    iso = iso_tolerance if iso_tolerance >= 0 and is_float else None
 
     spec = load_hw(hw)  # refuse a bad spec (or non-ideality) before any work
     if nonideal is not None:
@@ -89,7 +105,7 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                      samples=samples, activity_samples=activity_samples, seed=seed,
                      split_seed=split_seed, first_bits=first_bits, last_bits=last_bits,
                      chips=chips, nonideal=nonideal, workers=workers, scheduler=scheduler,
-                     scheduler_file=scheduler_file, progress=not quiet)
+                     scheduler_file=scheduler_file, progress=not quiet, iso_tolerance=iso)
     df = run.results
     front = df[df["pareto_edap"]]
     if not quiet:
@@ -100,6 +116,14 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
         click.echo(f"{row['label']:>10}  accuracy {100 * row['accuracy']:5.1f} %  "
                    f"EDAP {row['edap_pj_ns_mm2']:.4g} pJ ns mm2  energy "
                    f"{row['energy_pj']:.4g} pJ  area {row['area_mm2']:.3f} mm2  (Pareto)")
+    iso_md = out / "iso_accuracy.md"
+    if iso is not None and iso_md.is_file():
+        bold = [ln for ln in iso_md.read_text().splitlines() if ln.startswith("**")]
+        click.echo(f"iso-accuracy (tolerance {iso:g} points): "
+                   f"{bold[0].strip('*') if bold else '?'}")
+    elif iso_tolerance >= 0 and not is_float and not quiet:
+        click.echo("codesign sweep-bits: MODEL is quantized, so no FP reference or "
+                   "iso-accuracy table (sweep the float checkpoint for that)", err=True)
     if not quiet:
         click.echo(f"codesign sweep-bits: wrote {', '.join(p.name for p in run.files)} to {out}",
                    err=True)

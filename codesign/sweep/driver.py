@@ -20,6 +20,7 @@ from typing import Any, Optional, Union
 import pandas as pd
 
 from codesign.sweep.executors import open_executor
+from codesign.sweep.isoacc import run_reference, sweep_iso
 from codesign.sweep.point import SweepPoint, make_points, manifest_for
 from codesign.sweep.results import pareto_figures, results_frame, write_results_csv
 from codesign.sweep.runner import JobSpec, RunReport, run_jobs
@@ -74,8 +75,12 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
                mapping: str = "im2col", chips: int = 1, nonideal: Optional[str] = None,
                workers: Optional[int] = None,
                scheduler: Optional[str] = None, scheduler_file: Optional[str] = None,
-               progress: bool = True, figures: bool = True) -> SweepRun:
+               progress: bool = True, figures: bool = True,
+               iso_tolerance: Optional[float] = None) -> SweepRun:
     """Run (or resume) the sweep ``wbits x ubits x adc_bits`` of ``model`` on ``hw``.
+
+    ``iso_tolerance`` (accuracy points): also evaluate the FP reference (stored under
+    ``reference/``) and write ``iso_accuracy.{md,csv,png}`` (:mod:`codesign.sweep.isoacc`).
 
     ``nonideal`` (``all`` or names) scores accuracy on ``chips`` simulated chips instead of the
     ideal quantized network (see :mod:`codesign.sweep.evaluate`)."""
@@ -90,9 +95,14 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
         store.bind(manifest)  # after the executor opened: a bad scheduler leaves no folder
         report = run_jobs(points, POINT_JOB, store, backend, label="sweep-bits",
                           progress=progress)
+        reference = (None if iso_tolerance is None else
+                     run_reference(points[0], out, backend, progress=progress))
         description = backend.description
     df = collect(points, store)
     files = [write_results_csv(df, out / "results.csv")]
+    if reference is not None:
+        files += sweep_iso(out, df, reference, tolerance_pts=float(iso_tolerance),
+                           context=f"`{Path(model).name}` on `{Path(hw).stem}`, {data}.")
     if figures and len(df):
         files += pareto_figures(df, out, title=f"{Path(model).name} on {Path(hw).stem}, "
                                                f"{data}")
