@@ -55,6 +55,14 @@ def test_hand_solved_ties() -> None:
     assert select_iso(df.iloc[::-1], 0.75, 25.0) == 4
 
 
+def test_point_exactly_on_a_decimal_bar() -> None:
+    # q = fp - 1 point exactly in decimal arithmetic: on the bar, qualifies
+    # (6/100 vs 7/100 and 9/500 vs 14/500 fail a bare float ">=": 0.07 - 0.01 > 0.06)
+    for q, fp in ((485 / 500, 490 / 500), (6 / 100, 7 / 100), (9 / 500, 14 / 500)):
+        assert select_iso(table([("Q", q, 1.0, 1.0, 1.0)]), fp, 1.0) == 0, (q, fp)
+        assert select_iso(table([("Q", q - 1e-6, 1.0, 1.0, 1.0)]), fp, 1.0) is None
+
+
 def test_no_qualifying_point_and_nan() -> None:
     df = table([("W2U2", 0.5, 1.0, 1.0, 1.0), ("W4U4", float("nan"), 0.5, 0.5, 0.5)])
     assert select_iso(df, 0.75, 1.0) is None

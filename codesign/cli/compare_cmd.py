@@ -68,11 +68,13 @@ def compare_cmd(fp_model: Path, q_model: Path, hw: str, data_name: str, samples:
     """Compare FP_MODEL (float checkpoint) against Q_MODEL (quantized checkpoint) on --hw."""
     import math
 
+    import pandas as pd
+
     from codesign.data import load_dataset
     from codesign.io import atomic_write_json
     from codesign.mapflow import load_hw, map_model
     from codesign.sim.activity import select_samples
-    from codesign.sweep.isoacc import METRICS, headline, iso_ratios, write_iso
+    from codesign.sweep.isoacc import METRICS, headline, iso_ratios, select_iso, write_iso
 
     for name, v in (("samples", samples), ("activity-samples", activity_samples)):
         if v is not None and v < 1:
@@ -119,7 +121,7 @@ def compare_cmd(fp_model: Path, q_model: Path, hw: str, data_name: str, samples:
         atomic_write_json(out / tag / "summary.json", s)
         rows[tag] = {**acc, **{c: float(s[c]) for c, *_ in METRICS}}
     fp, q = rows["fp"], rows["quantized"]
-    iso = q["accuracy"] >= fp["accuracy"] - iso_tolerance / 100.0
+    iso = select_iso(pd.DataFrame([{**q, "label": "q"}]), fp["accuracy"], iso_tolerance) == 0
     qb = q_spec.get("quant") or {}
     label = f"{q_model.name} (W{qb.get('wbits')}U{qb.get('ubits')})"
     write_iso(out, fp, q, tolerance_pts=iso_tolerance, q_label=label, fp_label=fp_model.name,

@@ -102,7 +102,8 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
     files = [write_results_csv(df, out / "results.csv")]
     if reference is not None:
         files += sweep_iso(out, df, reference, tolerance_pts=float(iso_tolerance),
-                           context=f"`{Path(model).name}` on `{Path(hw).stem}`, {data}.")
+                           context=f"`{Path(model).name}` on `{Path(hw).stem}`, {data}.",
+                           fp_label=f"{Path(model).name}, float, mapped as FP")
     if figures and len(df):
         files += pareto_figures(df, out, title=f"{Path(model).name} on {Path(hw).stem}, "
                                                f"{data}")

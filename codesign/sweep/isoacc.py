@@ -17,7 +17,8 @@ of a finished sweep computes only the reference.
 
 **Selection** (:func:`select_iso`): among the points whose accuracy *mean* is at least the FP
 mean minus ``tolerance_pts`` percentage points (``acc_q >= acc_fp - tol / 100``, accuracies as
-fractions; default :data:`DEFAULT_TOLERANCE_PTS` = 1.0 point), the cheapest by EDAP; equal
+fractions, with :data:`SLACK` for rounding; default :data:`DEFAULT_TOLERANCE_PTS` = 1.0
+point), the cheapest by EDAP; equal
 EDAP is broken by lower energy, then lower area, then the label (alphabetical), so the choice
 is unique and independent of row order. No qualifying point: ``None``, and no ratios.
 
@@ -45,6 +46,10 @@ from codesign.sweep.point import SweepPoint, sha256_key
 
 DEFAULT_TOLERANCE_PTS = 1.0
 """Default ``--iso-tolerance`` in accuracy percentage points."""
+SLACK = 1e-12
+"""Slack on the accuracy bar (fraction): absorbs the float rounding of ``fp - tol / 100`` (a point
+exactly on the bar, 0.97 against 0.98 - 1 point, qualifies); far below ``1 / N`` for any test
+set."""
 REFERENCE_DIR = "reference"
 BIT_FIELDS = ("wbits", "ubits", "adc_bits", "first_bits", "last_bits")
 
@@ -176,7 +181,7 @@ def select_iso(df: pd.DataFrame, fp_accuracy: float,
     acc = df["accuracy"].to_numpy(dtype=float)
     ok = np.zeros(len(df), dtype=bool)
     finite = np.isfinite(acc)
-    ok[finite] = acc[finite] >= fp_accuracy - tolerance_pts / 100.0
+    ok[finite] = acc[finite] >= fp_accuracy - tolerance_pts / 100.0 - SLACK
     if not ok.any():
         return None
     cand = df[ok]
@@ -287,10 +292,10 @@ def _figure(path: Path, ratios: dict[str, float], q_label: str, iso: bool) -> Pa
 
 
 def sweep_iso(folder: Union[str, Path], results: pd.DataFrame, reference: dict[str, Any], *,
-              tolerance_pts: float, context: str = "") -> list[Path]:
+              tolerance_pts: float, context: str = "", fp_label: str = "FP") -> list[Path]:
     """The iso-accuracy files of a sweep from its results table and FP reference record."""
     fp = reference["result"]
     idx = select_iso(results, float(fp["accuracy"]), tolerance_pts)
     q = None if idx is None else results.loc[idx].to_dict()
     return write_iso(folder, fp, q, tolerance_pts=tolerance_pts,
-                     q_label=str(q["label"]) if q else "", context=context)
+                     q_label=str(q["label"]) if q else "", fp_label=fp_label, context=context)
