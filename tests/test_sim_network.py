@@ -131,3 +131,23 @@ def test_float32_network_breaks_ties_by_rounding_noise(student, images):
     student.set_record(False)
     diff = sum(int((s32[k] != s64[k].float()).sum()) for k in s32)
     assert diff > 0
+
+
+@pytest.mark.parametrize("overrides,bits", [
+    ({"crossbar.signed": "offset"}, 9),  # offset code + digital correction
+    ({"input.first_layer": "dac", "input.dac_energy": "0.01 pJ", "input.dac_area": "1 um2"},
+     13),  # analog rows: LSB below 1/255 of a level on conv1's 9 rows needs 13 bits
+])
+def test_offset_columns_and_dac_rows_are_exact_too(student, images, overrides, bits):
+    x, _ = images
+    x = x[:8]
+    spec = load_spec(preset_path("rram_physical_32nm")).with_overrides(overrides)
+    net = hn.build(student, spec, (1, 28, 28), nonideal="none", adc_bits=bits)
+    hn.program_chip(net, None)
+    hn.predict(net, x, None, record=True)
+    ref = integer_reference(student)
+    ref.set_record(True)
+    with torch.no_grad():
+        ref(torch.round(x.double() * 255.0))
+    for name, s_ref in ref.spikes().items():
+        assert torch.equal(torch.cat(net.spikes[name], 1), s_ref.bool()), name
