@@ -82,17 +82,35 @@ def _check_files(point: SweepPoint) -> None:
 
 def evaluate_point(point: SweepPoint) -> dict[str, Any]:
     """The result of one point (see the module docstring): a dict of JSON values."""
-    import torch
 
     if point.retrain:
         raise CodesignError("sweep point: retraining is not available yet")
     _check_files(point)
+    return single_threaded(_evaluate, point)
+
+
+def single_threaded(fn: Any, point: SweepPoint) -> dict[str, Any]:
+    """``fn(point)`` with torch on one thread (workers of a pool share the cores), restored
+    afterwards."""
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _evaluate(point)
+        return fn(point)
     finally:
         torch.set_num_threads(threads)
+
+
+def point_data(point: SweepPoint) -> tuple[dict[str, Any], Any]:
+    """The checkpoint's spec and the point's data split (digits upsampled to the model's
+    image size, as ``codesign map`` does)."""
+    from codesign.snn.checkpoint import read_checkpoint
+
+    spec = read_checkpoint(point.model)["spec"]
+    size = int(spec.get("image_size", 0))
+    upsample = size if point.data == "digits" and size not in (0, 8) else 0
+    return spec, _dataset(point.data, point.split_seed, int(spec["T"]), upsample)
 
 
 def _evaluate(point: SweepPoint) -> dict[str, Any]:
@@ -101,14 +119,10 @@ def _evaluate(point: SweepPoint) -> dict[str, Any]:
 
     from codesign.mapflow import map_model
     from codesign.sim.activity import SPIKES, measure_activity, select_samples
-    from codesign.snn.checkpoint import read_checkpoint
     from codesign.train.loop import predict_logits
     from codesign.train.recipe import prepare_model
 
-    spec = read_checkpoint(point.model)["spec"]
-    size = int(spec.get("image_size", 0))
-    upsample = size if point.data == "digits" and size not in (0, 8) else 0
-    data = _dataset(point.data, point.split_seed, int(spec["T"]), upsample)
+    spec, data = point_data(point)
     quant: dict[str, Any] = {"wbits": point.wbits, "ubits": point.ubits}
     if point.first_bits is not None:
         quant["first_bits"] = point.first_bits

@@ -84,17 +84,10 @@ def reference_key(point: SweepPoint) -> str:
 
 def evaluate_reference(point: SweepPoint) -> dict[str, Any]:
     """The FP reference's result (see the module docstring), as a dict of JSON values."""
-    import torch
-
-    from codesign.sweep.evaluate import _check_files
+    from codesign.sweep.evaluate import _check_files, single_threaded
 
     _check_files(point)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _evaluate_reference(point)
-    finally:
-        torch.set_num_threads(threads)
+    return single_threaded(_evaluate_reference, point)
 
 
 def _evaluate_reference(point: SweepPoint) -> dict[str, Any]:
@@ -102,15 +95,11 @@ def _evaluate_reference(point: SweepPoint) -> dict[str, Any]:
 
     from codesign.mapflow import map_model
     from codesign.sim.activity import measure_activity, select_samples
-    from codesign.snn.checkpoint import read_checkpoint
-    from codesign.sweep.evaluate import _dataset, wilson_interval
+    from codesign.sweep.evaluate import point_data, wilson_interval
     from codesign.train.loop import predict_logits
     from codesign.train.recipe import prepare_model
 
-    spec = read_checkpoint(point.model)["spec"]
-    size = int(spec.get("image_size", 0))
-    upsample = size if point.data == "digits" and size not in (0, 8) else 0
-    data = _dataset(point.data, point.split_seed, int(spec["T"]), upsample)
+    spec, data = point_data(point)
     q = dict(spec.get("quant") or {})
     if any(q.get(k) is not None for k in ("wbits", "ubits", "first_bits", "last_bits")):
         raise CodesignError(f"{point.model}: the FP reference needs a float checkpoint (its quant "
