@@ -31,8 +31,16 @@ and to the bounds outside it),
     delayed:   H[t] = Q_s(beta * U[t-1] + I[t] - theta_q S[t-1]),  S[t] = 1[H[t] >= theta_q],
                U[t] = clamp(H[t])
 
-so an integer datapath (leak as a rounded multiply/shift, ``ubits``-bit register, integer
-threshold) reproduces the spikes exactly.
+which an integer datapath (leak as a rounded multiply/shift, ``ubits``-bit register, integer
+threshold) computes exactly. This module evaluates them in the tensor's float dtype, which
+matches that datapath except at ties: ``round`` is half-to-even, but wherever ``(beta U + I) / s``
+is exactly a half-integer (common: ``beta = 1/2`` and an odd register value) the float32
+product, sum and division land a few ulp to either side of it, and that error, not the tie
+rule, decides the rounding. float32 and float64 runs of one network therefore disagree on some
+spikes (the shipped W4/U4 student on 200 mnist5k test images: 0.14 % of neuron-steps, 1.0 % of
+the spikes, from 0.02 % of ``lif1``'s spikes to 6 % of ``lif3``'s as the differences propagate;
+``tests/test_sim_network.py`` checks that they differ). The exact integer datapath is
+:mod:`codesign.sim.network`.
 
 Both the float and the quantized neuron run all ``T`` steps in one autograd node with a
 hand-written BPTT backward (:class:`_FusedLIF`, :class:`_FusedQuantLIF`); :meth:`LIF.step`
