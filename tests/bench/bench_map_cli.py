@@ -37,6 +37,7 @@ import torch  # noqa: E402
 
 from codesign.graph.from_model import graph_from_model  # noqa: E402
 from codesign.hw import map_network, preset_path  # noqa: E402
+from codesign.io import atomic_write_text  # noqa: E402
 from codesign.mapflow import load_hw, load_source, load_test_inputs, map_model  # noqa: E402
 from codesign.report import write_report  # noqa: E402
 from codesign.sim.activity import activity_stats, measure_activity  # noqa: E402
@@ -48,10 +49,22 @@ TEACHER = ROOT / "models" / "teacher_fp.pt"
 DATA = "mnist5k"
 
 
+def _rel(arg: str) -> str:
+    """``arg`` relative to the repository root when it is an absolute path inside it."""
+    p = Path(arg)
+    return os.path.relpath(p, ROOT) if p.is_absolute() and p.is_relative_to(ROOT) else arg
+
+
+def command_line(argv: list[str]) -> str:
+    """The command that reproduces this run from the repository root, with no absolute paths."""
+    return " ".join(shlex.quote(a) for a in
+                    ["python", os.path.relpath(__file__, ROOT), *map(_rel, argv)])
+
+
 def _model_path(arg: str | None, tmp: Path) -> tuple[Path, str]:
     """The checkpoint to map and a line saying what it is."""
     if arg:
-        return Path(arg), f"`{arg}`"
+        return Path(arg), f"`{_rel(arg)}`"
     if TEACHER.is_file():
         return TEACHER, f"`{TEACHER.relative_to(ROOT)}` (trained)"
     path = tmp / "vgg-small-untrained.pt"
@@ -121,7 +134,7 @@ def main() -> None:
     md = [
         "# Benchmark: `codesign map` with measured activity (in process)",
         "",
-        f"Command: `{' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}`",
+        f"Command (from the repository root): `{command_line(sys.argv[1:])}`",
         "",
         f"- model: {what}; {src.graph.graph['name']}, {n_params:,} parameters, "
         f"{len(graph)} graph nodes, T = {src.graph.graph['T']}",
@@ -166,10 +179,7 @@ def main() -> None:
                   f"| {r['energy_pj'] / 1e3:.4g} | {r['latency_ns'] / 1e3:.4g} |")
     md += ["", "Recorded activity memory: "
            f"{stats['mbytes'].sum():.1f} MB for {args.samples} samples.", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_name(args.out.name + f".tmp{os.getpid()}")
-    tmp_out.write_text("\n".join(md))
-    os.replace(tmp_out, args.out)
+    atomic_write_text(args.out, "\n".join(md))
     print("\n".join(md))
     print(f"wrote {args.out}")
 
