@@ -72,3 +72,42 @@ def test_crossbar_backend_behind_the_seam(images):
         coarse = model(x)
     detach(model)
     assert float((coarse - ideal).abs().mean()) > 0.5 * float(ideal.abs().mean())
+
+
+def test_static_first_layer_is_read_once_per_sample(images):
+    """Direct encoding repeats the image over T: the chip reads it once per sample, as the
+    inference simulator does (same read count), with the same products as reading it T times
+    (ideal chip: deterministic), and the gradient sums the T steps."""
+    x, _ = images
+    model, _ = load_checkpoint("models/student_w4u4.pt")
+    model.eval()
+    spec = load_spec(preset_path("rram_physical_32nm"))
+    net = hn.build(model, spec, (1, 28, 28), nonideal="none", adc_bits=9)
+    gen = hn.program_chip(net, None)
+    conv1 = net.synapses["conv1"].xbar
+    hn.forward(net, x, gen)
+    sim_reads = conv1.stats.reads
+    # hand count: 8 bit-serial planes x 12 images x 28*28 positions x 1 row block
+    assert spec.input.first_layer == "bit_serial" and spec.input.bits == 8
+    assert sim_reads == 8 * 12 * 28 * 28 * 1
+    conv1.stats.reads = 0
+    attach(model, CrossbarBackend(net, gen))
+    syn = model.layers["conv1"]
+    static = x.unsqueeze(0).expand((model.T,) + tuple(x.shape)).requires_grad_(False)
+    once = syn(static)
+    assert conv1.stats.reads == sim_reads
+    copies = static.contiguous()  # stride 0 gone: the T*B batch is read T times
+    conv1.stats.reads = 0
+    repeated = syn(copies)
+    assert conv1.stats.reads == model.T * sim_reads
+    assert torch.equal(once.detach(), repeated.detach())
+    # the straight-through weight gradient of the broadcast product sums over the T steps
+    g = torch.randn(once.shape, generator=torch.Generator().manual_seed(0))
+    syn.op.weight.grad = None
+    (once * g).sum().backward()
+    g_once = syn.op.weight.grad.clone()
+    syn.op.weight.grad = None
+    (repeated * g).sum().backward()
+    g_rep = syn.op.weight.grad
+    assert float((g_once - g_rep).norm() / g_rep.norm()) < 1e-5  # float32 sums, other order
+    detach(model)

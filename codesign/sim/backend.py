@@ -23,6 +23,12 @@ from codesign.snn.model import SpikingNet
 class CrossbarBackend:
     """``backend(synapse, x, w, b)`` of one programmed chip."""
 
+    static_once = True
+    """A static input (the direct-encoded first layer) is read once per sample, not once per
+    step (:class:`~codesign.snn.layers.Synapse`), as :func:`codesign.sim.network.forward`
+    reads it: the same products and the same number of noisy reads as the inference simulator.
+    """
+
     def __init__(self, net: HardwareNet, gen: Optional[torch.Generator]) -> None:
         self.net = net
         self.gen = gen

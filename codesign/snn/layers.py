@@ -27,7 +27,9 @@ first layer) goes through :attr:`Synapse.backend` when one is set: a callable
 on the quantized path; BN applied after a float backend as after the plain op). ``None``
 (default) is the ideal digital product, computed exactly as without the seam. A crossbar backend
 (:class:`codesign.sim.backend.CrossbarBackend`) replaces it for inference and hardware-aware
-training alike.
+training alike. A backend with a true ``static_once`` attribute is given a static input (direct
+encoding: the same image at every step) once, ``(B, ...)``, and its product is broadcast over
+the ``T`` steps, as the chip reads it once; other backends see the ``T*B`` time-folded batch.
 """
 
 from __future__ import annotations
@@ -184,6 +186,14 @@ class Synapse(nn.Module):
             w, b = self.folded(x[0], copies=steps)
             wq, bq = self._quantize(w, b)
             y = self._linear_op(x[0], wq, bq)
+            return y.unsqueeze(0).expand((steps,) + tuple(y.shape))
+        if steps > 1 and x.stride(0) == 0 and getattr(self.backend, "static_once", False):
+            # A backend that reads a static input once (the crossbar chip, as the inference
+            # simulator does: codesign.sim.network): one product for the B images, broadcast
+            # over T (the gradient sums over the T steps). Train or eval alike.
+            w, b = self.folded(x[0], copies=steps)
+            wq, bq = self._quantize(w, b)
+            y = self._product(x[0], wq, bq)
             return y.unsqueeze(0).expand((steps,) + tuple(y.shape))
         return unfold_time(self.forward_folded(fold_time(x)), steps)
 
