@@ -49,6 +49,23 @@ from codesign.errors import CodesignError
 @click.option("--iso-tolerance", "iso_tolerance", type=float, default=1.0, show_default=True,
               help="Iso-accuracy tolerance (accuracy points) against the FP reference; "
                    "negative: no FP reference / iso-accuracy table.")
+@click.option("--retrain", is_flag=True,
+              help="Fine-tune each point with distillation through the closed loop (through "
+                   "the simulated chips with --nonideal) before scoring and costing it; the "
+                   "loops' files go to OUT/retrain/<key>/.")
+@click.option("--teacher", type=click.Path(path_type=Path), default=None,
+              help="--retrain: teacher checkpoint (default: MODEL).")
+@click.option("--tolerance", "retrain_tolerance", type=float, default=1.0, show_default=True,
+              help="--retrain: points below the teacher's selection accuracy that count as "
+                   "recovered (the loop stops).")
+@click.option("--budget-epochs", type=int, default=2, show_default=True,
+              help="--retrain: at most N epochs per point (one per round).")
+@click.option("--retrain-distill", default="logit,md", show_default=True,
+              help="--retrain: distillation methods (logit, md, temporal) or ce.")
+@click.option("--retrain-samples", type=int, default=None,
+              help="--retrain: training samples per epoch (default: the whole training part).")
+@click.option("--retrain-val-samples", type=int, default=None,
+              help="--retrain: selection samples (default: the whole selection split).")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                    adc_bits: Optional[str], first_bits: Optional[int], last_bits: Optional[int],
@@ -56,7 +73,9 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                    nonideal: Optional[str], chips: int, workers: Optional[int],
                    scheduler: Optional[str],
                    scheduler_file: Optional[str], out: Path, iso_tolerance: float,
-                   quiet: bool) -> None:
+                   retrain: bool, teacher: Optional[Path], retrain_tolerance: float,
+                   budget_epochs: int, retrain_distill: str, retrain_samples: Optional[int],
+                   retrain_val_samples: Optional[int], quiet: bool) -> None:
     """Sweep MODEL (a codesign checkpoint) over --wbits x --ubits x --adc-bits on --hw.
 
     Each point is post-training quantized (LSQ steps re-initialised), scored on the test split
@@ -74,6 +93,22 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
     a: list[Optional[int]] = [None] if adc_bits is None else parse_bits(adc_bits, "adc-bits")
     bits_option(first_bits, "first-bits")
     bits_option(last_bits, "last-bits")
+    if not retrain:
+        given = [f for f, v, d in (("--teacher", teacher, None), ("--tolerance",
+                                                                  retrain_tolerance, 1.0),
+                                   ("--budget-epochs", budget_epochs, 2),
+                                   ("--retrain-distill", retrain_distill, "logit,md"),
+                                   ("--retrain-samples", retrain_samples, None),
+                                   ("--retrain-val-samples", retrain_val_samples, None))
+                 if v != d]
+        if given:
+            raise CodesignError(f"{', '.join(given)}: only used with --retrain")
+    else:
+        from codesign.loop import LoopConfig
+
+        LoopConfig(tolerance=retrain_tolerance, budget_epochs=budget_epochs,
+                   methods=retrain_distill, train_samples=retrain_samples,
+                   val_samples=retrain_val_samples).validate()
     for name, v, allow_none in (("samples", samples, True),
                                 ("activity-samples", activity_samples, False)):
         if (v is None and not allow_none) or (v is not None and v < 1):
@@ -105,7 +140,11 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                      samples=samples, activity_samples=activity_samples, seed=seed,
                      split_seed=split_seed, first_bits=first_bits, last_bits=last_bits,
                      chips=chips, nonideal=nonideal, workers=workers, scheduler=scheduler,
-                     scheduler_file=scheduler_file, progress=not quiet, iso_tolerance=iso)
+                     scheduler_file=scheduler_file, progress=not quiet, iso_tolerance=iso,
+                     retrain=retrain, teacher=teacher, retrain_tolerance=retrain_tolerance,
+                     retrain_budget_epochs=budget_epochs, retrain_methods=retrain_distill,
+                     retrain_train_samples=retrain_samples,
+                     retrain_val_samples=retrain_val_samples)
     df = run.results
     front = df[df["pareto_edap"]]
     if not quiet:

@@ -76,19 +76,41 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
                workers: Optional[int] = None,
                scheduler: Optional[str] = None, scheduler_file: Optional[str] = None,
                progress: bool = True, figures: bool = True,
-               iso_tolerance: Optional[float] = None) -> SweepRun:
+               iso_tolerance: Optional[float] = None, retrain: bool = False,
+               teacher: Optional[Union[str, os.PathLike]] = None,
+               retrain_tolerance: float = 1.0, retrain_budget_epochs: int = 2,
+               retrain_methods: str = "logit,md",
+               retrain_train_samples: Optional[int] = None,
+               retrain_val_samples: Optional[int] = None,
+               retrain_hardware: Optional[bool] = None) -> SweepRun:
     """Run (or resume) the sweep ``wbits x ubits x adc_bits`` of ``model`` on ``hw``.
 
     ``iso_tolerance`` (accuracy points): also evaluate the FP reference (stored under
     ``reference/``) and write ``iso_accuracy.{md,csv,png}`` (:mod:`codesign.sweep.isoacc`).
 
     ``nonideal`` (``all`` or names) scores accuracy on ``chips`` simulated chips instead of the
-    ideal quantized network (see :mod:`codesign.sweep.evaluate`)."""
+    ideal quantized network (see :mod:`codesign.sweep.evaluate`).
+
+    ``retrain``: fine-tune every point through the closed loop (:func:`codesign.loop.close_loop`)
+    with distillation from ``teacher`` (default: ``model`` itself, the network being quantized)
+    before scoring and costing it; ``retrain_hardware`` (default: whether ``nonideal`` is given)
+    trains through the simulated chips. The loops' files are kept in ``out/retrain/<key>/``."""
+    out = Path(out)
+    options: dict[str, Any] = {}
+    if retrain:
+        options = {"retrain": True, "teacher": str(teacher if teacher is not None else model),
+                   "retrain_tolerance": float(retrain_tolerance),
+                   "retrain_budget_epochs": retrain_budget_epochs,
+                   "retrain_methods": retrain_methods,
+                   "retrain_train_samples": retrain_train_samples,
+                   "retrain_val_samples": retrain_val_samples,
+                   "retrain_hardware": (nonideal is not None if retrain_hardware is None
+                                        else bool(retrain_hardware)),
+                   "workdir": str(out)}
     points = make_points(model, hw, data, wbits=wbits, ubits=ubits, adc_bits=adc_bits,
                          samples=samples, activity_samples=activity_samples, seed=seed,
                          split_seed=split_seed, first_bits=first_bits, last_bits=last_bits,
-                         mapping=mapping, chips=chips, nonideal=nonideal)
-    out = Path(out)
+                         mapping=mapping, chips=chips, nonideal=nonideal, **options)
     store = ResultStore(out)
     manifest = manifest_for(points)
     with open_executor(workers, scheduler=scheduler, scheduler_file=scheduler_file) as backend:

@@ -44,7 +44,7 @@ from functools import lru_cache
 from typing import Any
 
 from codesign.errors import CodesignError
-from codesign.sweep.point import SweepPoint, file_sha256
+from codesign.sweep.point import SweepPoint, file_sha256_cached, npz_path
 
 ACCURACY_KIND = "ideal_quantized"
 Z95 = 1.959963984540054
@@ -73,9 +73,14 @@ def _dataset(name: str, split_seed: int, T: int, upsample: int):
 
 
 def _check_files(point: SweepPoint) -> None:
-    for what, path, want in (("model", point.model, point.model_sha256),
-                             ("hw", point.hw, point.hw_sha256)):
-        if file_sha256(path) != want:
+    files = [("model", point.model, point.model_sha256), ("hw", point.hw, point.hw_sha256)]
+    if point.retrain and point.teacher is not None:
+        files.append(("teacher", point.teacher, point.teacher_sha256))
+    npz = npz_path(point.data)
+    if npz is not None and point.data_sha256 is not None:
+        files.append(("npz data", str(npz), point.data_sha256))
+    for what, path, want in files:
+        if file_sha256_cached(path) != want:
             raise CodesignError(f"{path}: the {what} file changed since the sweep was planned "
                                 f"(sha256 differs); start the sweep again")
 
@@ -83,8 +88,6 @@ def _check_files(point: SweepPoint) -> None:
 def evaluate_point(point: SweepPoint) -> dict[str, Any]:
     """The result of one point (see the module docstring): a dict of JSON values."""
 
-    if point.retrain:
-        raise CodesignError("sweep point: retraining is not available yet")
     _check_files(point)
     return single_threaded(_evaluate, point)
 
@@ -113,23 +116,19 @@ def point_data(point: SweepPoint) -> tuple[dict[str, Any], Any]:
     return spec, _dataset(point.data, point.split_seed, int(spec["T"]), upsample)
 
 
-def _evaluate(point: SweepPoint) -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    from codesign.mapflow import map_model
-    from codesign.sim.activity import SPIKES, measure_activity, select_samples
-    from codesign.train.loop import predict_logits
-    from codesign.train.recipe import prepare_model
-
-    spec, data = point_data(point)
+def _quant(point: SweepPoint) -> dict[str, Any]:
     quant: dict[str, Any] = {"wbits": point.wbits, "ubits": point.ubits}
     if point.first_bits is not None:
         quant["first_bits"] = point.first_bits
     if point.last_bits is not None:
         quant["last_bits"] = point.last_bits
-    torch.manual_seed(point.seed)
-    net = prepare_model(None, data, init=point.model, quant=quant).eval()
+    return quant
+
+
+def score(net: Any, point: SweepPoint, data: Any) -> dict[str, Any]:
+    """Step 2 of the module docstring: the accuracy columns of ``net`` at ``point``."""
+    from codesign.sim.activity import select_samples
+    from codesign.train.loop import predict_logits
 
     idx = select_samples(len(data.y_test), point.samples, point.seed)
     x, y = data.x_test[idx], data.y_test[idx]
@@ -140,7 +139,8 @@ def _evaluate(point: SweepPoint) -> dict[str, Any]:
     acc: dict[str, Any] = {"accuracy_kind": ACCURACY_KIND, "accuracy": correct / n,
                            "accuracy_ci_lo": lo, "accuracy_ci_hi": hi,
                            "accuracy_interval": "wilson95_over_test_samples",
-                           "accuracy_ideal": correct / n}
+                           "accuracy_ideal": correct / n, "accuracy_samples": n,
+                           "correct": correct}
     if point.nonideal is not None:
         from codesign.mapflow import load_hw
         from codesign.sim.accuracy import simulate
@@ -149,12 +149,83 @@ def _evaluate(point: SweepPoint) -> dict[str, Any]:
                        nonideal=point.nonideal, adc_bits=point.adc_bits, seed=point.seed,
                        samples=point.samples)
         hw = sim["hardware"]
-        acc = {"accuracy_kind": "hardware", "accuracy": hw["mean"] / 100,
-               "accuracy_ci_lo": hw["ci95"][0] / 100, "accuracy_ci_hi": hw["ci95"][1] / 100,
-               "accuracy_interval": "student_t95_over_chips",
-               "accuracy_ideal": correct / n, "accuracy_ideal_sim": sim["ideal_quantized"] / 100,
-               "chips": hw["chips"], "accuracy_per_chip": [a / 100 for a in hw["per_chip"]],
-               "chip_seeds": sim["chip_seeds"], "nonideal_simulated": sim["nonideal"]}
+        acc.update({"accuracy_kind": "hardware", "accuracy": hw["mean"] / 100,
+                    "accuracy_ci_lo": hw["ci95"][0] / 100, "accuracy_ci_hi": hw["ci95"][1] / 100,
+                    "accuracy_interval": "student_t95_over_chips",
+                    "accuracy_ideal_sim": sim["ideal_quantized"] / 100,
+                    "chips": hw["chips"], "accuracy_per_chip": [a / 100 for a in hw["per_chip"]],
+                    "chip_seeds": sim["chip_seeds"], "nonideal_simulated": sim["nonideal"]})
+    return acc
+
+
+def loop_config(point: SweepPoint) -> Any:
+    """The :class:`codesign.loop.LoopConfig` of a retrained point (module docstring, 1b)."""
+    from codesign.loop import LoopConfig
+
+    return LoopConfig(tolerance=point.retrain_tolerance,
+                      budget_epochs=point.retrain_budget_epochs, methods=point.retrain_methods,
+                      hardware=point.retrain_hardware, chips=point.chips,
+                      eval_chips=point.chips, nonideal=point.nonideal or "none",
+                      adc_bits=point.adc_bits, seed=point.seed,
+                      train_samples=point.retrain_train_samples,
+                      val_samples=point.retrain_val_samples, test_samples=point.samples,
+                      energy_samples=point.activity_samples)
+
+
+def retrain(net: Any, point: SweepPoint, data: Any) -> tuple[Any, dict[str, Any]]:
+    """Step 1b: ``(kept network, loop summary)`` of the closed loop on the PTQ ``net``."""
+    from codesign.loop import close_loop
+    from codesign.mapflow import load_hw
+    from codesign.snn.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+
+    folder = point.retrain_dir
+    if folder is None:
+        raise CodesignError("sweep point: retrain needs its sweep folder (workdir)")
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / "loop.json"
+    reused = done.is_file() and (folder / "retrained.pt").is_file()
+    if not reused:
+        meta = {k: v for k, v in read_checkpoint(point.model)["meta"].items()
+                if k != "codesign_version"}
+        meta.update(init=point.model, split_seed=point.split_seed,
+                    ptq={**_quant(point), "sweep_key": point.key})
+        save_checkpoint(folder / "student.pt", net, meta)
+        close_loop(folder / "student.pt", load_hw(point.hw), data, folder, loop_config(point),
+                   teacher_path=point.teacher, split_seed=point.split_seed)
+    from codesign.sweep.store import read_json
+
+    res = read_json(done)
+    kept, _ = load_checkpoint(folder / "retrained.pt")
+    summary = {"retrain_best_round": res["best_round"], "retrain_rounds": len(res["rounds"]) - 1,
+               "retrain_recovered": res["recovered"], "retrain_stop": res["stop_reason"],
+               "retrain_reference": res["reference"] / 100,
+               "retrain_heldout_before": res["before"]["hardware"] / 100,
+               "retrain_heldout_after": res["after"]["hardware"] / 100,
+               "retrain_regressed": res["regressed"], "retrain_message": res["message"],
+               "retrain_resumed": reused,
+               "retrain_dir": f"retrain/{point.key}"}
+    return kept.eval(), summary
+
+
+def _evaluate(point: SweepPoint) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from codesign.mapflow import map_model
+    from codesign.sim.activity import SPIKES, measure_activity
+    from codesign.train.recipe import prepare_model
+
+    spec, data = point_data(point)
+    torch.manual_seed(point.seed)
+    net = prepare_model(None, data, init=point.model, quant=_quant(point)).eval()
+    extra: dict[str, Any] = {"retrained": bool(point.retrain)}
+    if point.retrain:
+        before = score(net, point, data)
+        net, summary = retrain(net, point, data)
+        extra.update(summary, accuracy_before=before["accuracy"],
+                     accuracy_ideal_before=before["accuracy_ideal"])
+    acc = score(net, point, data)
+    n, correct = acc.pop("accuracy_samples"), acc.pop("correct")
 
     activity = measure_activity(net, data.x_test, max_samples=point.activity_samples,
                                 seed=point.seed)
@@ -168,6 +239,7 @@ def _evaluate(point: SweepPoint) -> dict[str, Any]:
     syns = [syn for _, syn in net.synapses()]
     return {
         **acc,
+        **extra,
         "accuracy_samples": n,
         "correct": correct,
         "adc_bits_used": int(adc_used.max()) if len(adc_used) else None,

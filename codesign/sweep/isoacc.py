@@ -69,8 +69,16 @@ CSV_COLUMNS = ["metric", "label", "unit", "fp", "quantized", "ratio", "ratio_sen
 
 
 def reference_identity(point: SweepPoint) -> dict[str, Any]:
-    """What defines the FP reference: the point identity without bit-widths, marked ``fp``."""
-    d = point.identity()
+    """What defines the FP reference: the point identity without bit-widths, marked ``fp``;
+    the retraining options do not change the FP network, so a ``--retrain`` sweep's reference
+    is the same record as that of the same sweep without it."""
+    from dataclasses import replace
+
+    from codesign.sweep.point import RETRAIN_FIELDS
+
+    d = replace(point, retrain=False,
+                **{k: SweepPoint.__dataclass_fields__[k].default for k in RETRAIN_FIELDS}
+                ).identity()
     for k in BIT_FIELDS:
         d.pop(k, None)
     d["reference"] = "fp"

@@ -1,11 +1,19 @@
 """One point of a bit-width sweep: every option that changes its result, hashed into its key.
 
 A :class:`SweepPoint` is frozen. Its **key** is the SHA-256 of the canonical JSON (sorted keys,
-no whitespace, ASCII) of :meth:`SweepPoint.identity`: every field except the two file *paths*,
-which are replaced by the SHA-256 of the files' contents (``model_sha256``, ``hw_sha256``). The
-key is therefore stable across processes, machines and working directories, changes when any
-result-changing option or either file's content changes, and does not change when the same
+no whitespace, ASCII) of :meth:`SweepPoint.identity`: every field except the file *paths*
+(model, hardware spec, teacher, the point's work folder), which are replaced by the SHA-256 of
+the files' contents (``model_sha256``, ``hw_sha256``, ``teacher_sha256``); an ``npz:PATH`` data
+set is keyed by the SHA-256 of the file's bytes (``data_sha256``), not by its path. The key is
+therefore stable across processes, machines and working directories, changes when any
+result-changing option or any input file's content changes, and does not change when the same
 files are reached by another path.
+
+Options that do not change the result are left out of the identity, so that adding them did
+not change the keys of earlier sweeps: the retraining options (``teacher*``, ``retrain_*``)
+when ``retrain`` is false, and ``data_sha256`` for the built-in data sets.
+
+File hashes are cached per (resolved path, size, mtime in ns): :func:`file_sha256_cached`.
 
 Pure Python (no torch): the driver, the store and the CLI parse and hash points without loading
 a network.
@@ -28,7 +36,13 @@ EVALUATOR_VERSION = 3
 """Bumped when :func:`codesign.sweep.evaluate.evaluate_point` changes what it computes
 (2: each layer costed at the quantized network's own bits, not ``wbits`` forced on all;
 3: hardware accuracy on simulated chips when ``nonideal`` is set)."""
-PATH_FIELDS = ("model", "hw")
+NPZ_PREFIX = "npz:"
+"""As :data:`codesign.data.npz.PREFIX` (not imported: that module imports numpy)."""
+PATH_FIELDS = ("model", "hw", "teacher", "workdir")
+RETRAIN_FIELDS = ("teacher_sha256", "retrain_tolerance", "retrain_budget_epochs",
+                  "retrain_methods", "retrain_train_samples", "retrain_val_samples",
+                  "retrain_hardware")
+"""Fields that only matter when ``retrain`` is true (dropped from the identity otherwise)."""
 
 
 def file_sha256(path: Union[str, os.PathLike]) -> str:
@@ -41,6 +55,30 @@ def file_sha256(path: Union[str, os.PathLike]) -> str:
     except OSError as exc:
         raise CodesignError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return h.hexdigest()
+
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256_cached(path: Union[str, os.PathLike]) -> str:
+    """:func:`file_sha256`, cached per (resolved path, size in bytes, mtime in ns): a file
+    rewritten in place gets a new mtime and is hashed again; the same file asked for again
+    (every point of a sweep, every point a worker checks) is read once."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError as exc:
+        raise CodesignError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    hit = _HASH_CACHE.get(key)
+    if hit is None:
+        hit = _HASH_CACHE[key] = file_sha256(p)
+    return hit
+
+
+def npz_path(data: str) -> Optional[Path]:
+    """The file of an ``npz:PATH`` data set name (``None`` for a built-in data set)."""
+    return Path(data[len(NPZ_PREFIX):]) if data.startswith(NPZ_PREFIX) else None
 
 
 def canonical_json(obj: Any) -> str:
@@ -94,15 +132,54 @@ class SweepPoint:
     given, so ``all`` follows the spec's ``nonideal:`` section, whose bytes are in
     ``hw_sha256``)."""
     retrain: bool = False
-    """Fine-tune at the point's bits through the closed loop (not built yet: must be False)."""
+    """Fine-tune the point's post-training-quantized network with distillation through the
+    closed loop (:func:`codesign.loop.close_loop`) before scoring and costing it."""
+    teacher: Optional[str] = None
+    """``retrain``: teacher checkpoint path (absolute; not part of the key)."""
+    teacher_sha256: Optional[str] = None
+    retrain_tolerance: float = 1.0
+    """``retrain``: points below the teacher's selection accuracy counted as recovered."""
+    retrain_budget_epochs: int = 2
+    """``retrain``: at most this many epochs (one per round). A minutes budget is not offered:
+    its result would depend on the machine's speed, which no key can hold."""
+    retrain_methods: str = "logit,md"
+    """``retrain``: distillation methods (``logit``, ``md``, ``temporal``) or ``ce``."""
+    retrain_train_samples: Optional[int] = None
+    """``retrain``: training samples per epoch (seeded draw; ``None``: the training part)."""
+    retrain_val_samples: Optional[int] = None
+    """``retrain``: selection samples (``None``: the whole selection split)."""
+    retrain_hardware: bool = True
+    """``retrain``: train through the simulated crossbars (needs ``nonideal``); ``False``:
+    ideal quantized forward."""
+    data_sha256: Optional[str] = None
+    """SHA-256 of the ``npz:PATH`` file's bytes (``None`` for the built-in data sets)."""
+    workdir: Optional[str] = None
+    """Folder of the sweep (absolute; not part of the key): a retrained point keeps its
+    closed-loop files in ``workdir/retrain/<key>/``."""
     evaluator: int = EVALUATOR_VERSION
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define the result: all but the file paths (their hashes stay)."""
+        """The fields that define the result: all but the file paths (their hashes stay),
+        without the retraining options of a point that is not retrained, ``data_sha256`` of a
+        built-in data set, and an npz data set's path (its bytes' hash stays)."""
         d = asdict(self)
         for f in PATH_FIELDS:
             d.pop(f)
+        if not self.retrain:
+            for f in RETRAIN_FIELDS:
+                d.pop(f)
+        if self.data_sha256 is None:
+            d.pop("data_sha256")
+        else:
+            d["data"] = "npz"
         return d
+
+    @property
+    def retrain_dir(self) -> Optional[Path]:
+        """``workdir/retrain/<key>/`` of a retrained point (``None`` otherwise)."""
+        if not self.retrain or self.workdir is None:
+            return None
+        return Path(self.workdir) / "retrain" / self.key
 
     @property
     def key(self) -> str:
@@ -163,10 +240,37 @@ def make_points(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], dat
     for what, p in (("MODEL", mpath), ("--hw", hpath)):
         if not p.is_file():
             raise CodesignError(f"{what} {p}: file not found")
-    msha, hsha = file_sha256(mpath), file_sha256(hpath)
+    msha, hsha = file_sha256_cached(mpath), file_sha256_cached(hpath)
+    npz = npz_path(data)
+    if npz is not None:
+        npz = npz.resolve()
+        if not npz.is_file():
+            raise CodesignError(f"--data {data}: file not found")
+        data = f"{NPZ_PREFIX}{npz}"  # absolute, so that a worker finds it
+        common["data_sha256"] = file_sha256_cached(npz)
     if common.get("retrain"):
-        raise CodesignError("sweep: --retrain is not available yet (the closed loop is being "
-                            "built)")
+        teacher = common.get("teacher")
+        if teacher is None:
+            raise CodesignError("--retrain: needs a teacher checkpoint (--teacher FP.pt)")
+        tpath = Path(teacher).resolve()
+        if not tpath.is_file():
+            raise CodesignError(f"--teacher {teacher}: file not found")
+        common["teacher"], common["teacher_sha256"] = str(tpath), file_sha256_cached(tpath)
+        if common.get("workdir") is None:
+            raise CodesignError("sweep: --retrain needs the sweep folder (workdir)")
+        budget = common.get("retrain_budget_epochs", 2)
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise CodesignError(f"--budget-epochs {budget!r}: expected an integer >= 1")
+        if common.get("retrain_hardware", True) and common.get("nonideal") is None:
+            raise CodesignError("--retrain through the hardware needs --nonideal (all, or "
+                                "names); without it the loop trains on the ideal forward")
+    else:
+        given = [k for k in ("teacher",) + RETRAIN_FIELDS[1:]
+                 if common.get(k) not in (None, SweepPoint.__dataclass_fields__[k].default)]
+        if given:
+            raise CodesignError(f"sweep: {', '.join(given)}: only used with --retrain")
+    if common.get("workdir") is not None:
+        common["workdir"] = str(Path(common["workdir"]).resolve())
     chips = common.get("chips", 1)
     if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
         raise CodesignError(f"--chips {chips!r}: expected a positive integer")

@@ -36,6 +36,16 @@ COLUMNS = [
     "firing_rate", "pareto_edap", "pareto_energy", "pareto_area", "data", "samples",
     "activity_samples", "seed", "split_seed", "key",
 ]
+RETRAIN_COLUMNS = [
+    "retrained", "accuracy_before", "accuracy_ideal_before", "retrain_best_round",
+    "retrain_rounds", "retrain_recovered", "retrain_heldout_before", "retrain_heldout_after",
+    "retrain_regressed", "retrain_dir",
+]
+"""Added (before ``key``) when any point was retrained (``--retrain``): ``accuracy_before`` is
+the point's accuracy (same kind, samples and chips as ``accuracy``) before the closed loop,
+``retrain_heldout_*`` the loop's own held-out hardware accuracy of the original and the kept
+network (fractions), ``retrain_dir`` the loop's folder relative to the sweep folder. A sweep
+without ``--retrain`` keeps the columns above only, as before."""
 FRONTS = {"edap": ("edap_pj_ns_mm2", "EDAP (pJ ns mm$^2$)"),
           "energy": ("energy_pj", "energy per inference (pJ)"),
           "area": ("area_um2", "area (um$^2$)")}
@@ -43,6 +53,7 @@ FRONTS = {"edap": ("edap_pj_ns_mm2", "EDAP (pJ ns mm$^2$)"),
 
 def results_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """The results table of the given store records (see the module docstring)."""
+    records = list(records)
     rows = []
     for rec in records:
         p, r = rec["point"], rec["result"]
@@ -54,17 +65,22 @@ def results_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                      "nonideal": p.get("nonideal"),
                      "activity_samples": p["activity_samples"], "seed": p["seed"],
                      "split_seed": p["split_seed"], "key": rec["key"]})
-    df = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith("pareto_")])
+    retrained = any(bool(rec["result"].get("retrained")) for rec in records)
+    columns = COLUMNS[:-1] + RETRAIN_COLUMNS + COLUMNS[-1:] if retrained else COLUMNS
+    if retrained:
+        for row, rec in zip(rows, records, strict=True):
+            row.update({k: rec["result"].get(k) for k in RETRAIN_COLUMNS})
+    df = pd.DataFrame(rows, columns=[c for c in columns if not c.startswith("pareto_")])
     if df.empty:
         for name in FRONTS:
             df[f"pareto_{name}"] = pd.Series(dtype=bool)
-        return df[COLUMNS]
+        return df[columns]
     df = df.sort_values(["wbits", "ubits", "adc_bits"], kind="stable").reset_index(drop=True)
     acc = df["accuracy"].to_numpy(dtype=float)
     for name, (col, _) in FRONTS.items():
         df[f"pareto_{name}"] = pareto_mask(
             np.column_stack([acc, df[col].to_numpy(dtype=float)]), ("max", "min"))
-    return df[COLUMNS]
+    return df[columns]
 
 
 def write_results_csv(df: pd.DataFrame, path: Union[str, Path]) -> Path:
