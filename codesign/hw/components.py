@@ -212,9 +212,6 @@ class Components:
     shift_add: Unit
     """Shift-adder at the spec's width (or its ``ref_width`` when the width is derived)."""
     accumulator: Unit
-    shift_add_width: int | None
-    """Fixed width from the spec, or ``None``: derived per layer (``mapping.digital_widths``)."""
-    accumulator_width: int | None
     tile_buffer: BufferModel
     pe_buffer: BufferModel
     interconnect: InterconnectModel
@@ -368,8 +365,6 @@ def build_components(spec: HardwareSpec) -> Components:
         dac=dac_model(spec.input, node),
         shift_add=adder_model(spec.digital.shift_add, node, period),
         accumulator=adder_model(spec.digital.accumulator, node, period),
-        shift_add_width=spec.digital.shift_add.width,
-        accumulator_width=spec.digital.accumulator.width,
         tile_buffer=buffer_model(spec.buffers.tile, node),
         pe_buffer=buffer_model(spec.buffers.pe, node),
         interconnect=interconnect_model(spec.interconnect, node),

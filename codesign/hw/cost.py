@@ -53,6 +53,13 @@ layer's derived widths; its share of tile-level parts (tile buffer, LIF units, i
 ``tiles`` (its own tiles, or ``tiles_total * pes / total_pes`` when tiles are shared); plus the
 membrane storage of its neurons at ``ubits``. Empty crossbar slots are not built, so the
 utilisation (used cells / cells of the crossbars built) is against what is charged.
+
+Sources: every per-action energy, latency and area comes from ``comps`` (the component models
+built from the spec at its node); ``spec`` gives only what the components do not hold: the
+architecture switches (``crossbar.gate_zero_reads``, ``crossbar.signed``), the placement of the
+digital units (``digital.*.per`` / ``units`` / fixed ``width``, via
+:func:`.mapping.digital_widths`), ``neuron.units_per_tile`` and ``precision.float_ubits``. No
+value is read from both.
 """
 
 from __future__ import annotations
