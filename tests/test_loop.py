@@ -205,3 +205,37 @@ def test_bad_input_status_2(tiny, tmp_path):
     # a float model has no integer codes to program
     assert "floating-point" in _bad([str(tp), "--data", "digits", "--retrain", "--teacher",
                                      str(tp)], tmp_path)
+
+
+def test_worse_held_out_accuracy_is_always_said(tiny, spec, tmp_path, monkeypatch):
+    """Force the kept student to score lower on the held-out chips than the original (the
+    held-out simulation of the retrained student is shifted down by 7.5 points): the result,
+    its message, the printed table, loop.json and the figure title all say REGRESSED."""
+    import codesign.loop as loop_mod
+    from codesign.loop import table_text
+    from codesign.sim import network as hn
+
+    _, sp, data = tiny
+    cfg = LoopConfig(target=100.0, budget_epochs=1, **SMALL)
+    held_root = hn.chip_seeds(cfg.seed, 3)[2]
+    real = loop_mod.simulate
+    calls: list[float] = []
+
+    def shifted(model, *a, **kw):
+        r = real(model, *a, **kw)
+        if kw.get("seed") == held_root:
+            calls.append(r["hardware"]["mean"])
+            if len(calls) == 2:  # before (original), then after (the kept student)
+                r["hardware"]["mean"] = calls[0] - 7.5
+        return r
+
+    monkeypatch.setattr(loop_mod, "simulate", shifted)
+    res = close_loop(sp, spec, data, tmp_path / "r", cfg)
+    assert len(calls) == 2
+    assert res.after["hardware"] == pytest.approx(res.before["hardware"] - 7.5)
+    assert res.regressed is True
+    assert "REGRESSED" in res.message and "7.50 points WORSE" in res.message
+    assert "REGRESSED" in table_text(res)
+    saved = json.loads((tmp_path / "r" / "loop.json").read_text())
+    assert saved["regressed"] is True and "REGRESSED" in saved["message"]
+    assert "REGRESSED" in loop_mod.rounds_figure(res)._suptitle.get_text()
