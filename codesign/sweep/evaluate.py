@@ -72,6 +72,20 @@ def _dataset(name: str, split_seed: int, T: int, upsample: int):
     return load_dataset(name, split_seed=split_seed, T=T, **options)
 
 
+@lru_cache(maxsize=8)
+def _spec(path: str, sha256: str):
+    """The hardware spec of ``path`` parsed once per worker (``sha256``: its checked bytes, so
+    a rewritten file is parsed again); parsing the YAML was ~9 % of a point's time."""
+    from codesign.mapflow import load_hw
+
+    return load_hw(path)
+
+
+def point_spec(point: SweepPoint) -> Any:
+    """The point's :class:`~codesign.hw.spec.HardwareSpec` (cached per worker)."""
+    return _spec(point.hw, point.hw_sha256)
+
+
 def _check_files(point: SweepPoint) -> None:
     files = [("model", point.model, point.model_sha256), ("hw", point.hw, point.hw_sha256)]
     if point.retrain and point.teacher is not None:
@@ -142,10 +156,9 @@ def score(net: Any, point: SweepPoint, data: Any) -> dict[str, Any]:
                            "accuracy_ideal": correct / n, "accuracy_samples": n,
                            "correct": correct}
     if point.nonideal is not None:
-        from codesign.mapflow import load_hw
         from codesign.sim.accuracy import simulate
 
-        sim = simulate(net, load_hw(point.hw), data.x_test, data.y_test, chips=point.chips,
+        sim = simulate(net, point_spec(point), data.x_test, data.y_test, chips=point.chips,
                        nonideal=point.nonideal, adc_bits=point.adc_bits, seed=point.seed,
                        samples=point.samples)
         hw = sim["hardware"]
@@ -175,7 +188,6 @@ def loop_config(point: SweepPoint) -> Any:
 def retrain(net: Any, point: SweepPoint, data: Any) -> tuple[Any, dict[str, Any]]:
     """Step 1b: ``(kept network, loop summary)`` of the closed loop on the PTQ ``net``."""
     from codesign.loop import close_loop
-    from codesign.mapflow import load_hw
     from codesign.snn.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 
     folder = point.retrain_dir
@@ -190,7 +202,7 @@ def retrain(net: Any, point: SweepPoint, data: Any) -> tuple[Any, dict[str, Any]
         meta.update(init=point.model, split_seed=point.split_seed,
                     ptq={**_quant(point), "sweep_key": point.key})
         save_checkpoint(folder / "student.pt", net, meta)
-        close_loop(folder / "student.pt", load_hw(point.hw), data, folder, loop_config(point),
+        close_loop(folder / "student.pt", point_spec(point), data, folder, loop_config(point),
                    teacher_path=point.teacher, split_seed=point.split_seed)
     from codesign.sweep.store import read_json
 
@@ -232,7 +244,7 @@ def _evaluate(point: SweepPoint) -> dict[str, Any]:
     spikes = [a for name, a in activity.items() if activity.meta["kinds"].get(name) == SPIKES]
     n_spikes = float(sum(int(np.count_nonzero(a)) for a in spikes))
     n_sites = float(sum(a.size for a in spikes))
-    result = map_model(net, point.hw, activity=activity, mapping=point.mapping,
+    result = map_model(net, point_spec(point), activity=activity, mapping=point.mapping,
                        adc_bits=point.adc_bits)
     s = result.summary
     adc_used = result.layers["adc_bits"].dropna()

@@ -18,6 +18,7 @@ running jobs are stored.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -61,11 +62,15 @@ class JobSpec(Generic[J]):
     ready: Callable[[J], bool] = lambda job: True
 
 
-def timed(fn: Callable[[Any], Any], job: Any) -> tuple[Any, float]:
-    """``(fn(job), seconds)``, run on the executor: the job's own compute time in seconds,
-    without queueing."""
-    start = time.perf_counter()
-    return fn(job), time.perf_counter() - start
+def timed(fn: Callable[[Any], Any], job: Any) -> tuple[Any, float, float, int]:
+    """``(fn(job), seconds, cpu_s, pid)``, run on the executor: the job's own wall time in
+    seconds without queueing, the CPU seconds its process spent meanwhile
+    (:func:`time.process_time`, every thread of the process) and the worker's process id.
+    ``cpu_s / seconds`` is the share of a core the job got: about 1 for a one-thread job that
+    had its core, about 0.5 when it shared the core with one other busy process."""
+    start, cpu = time.perf_counter(), time.process_time()
+    value = fn(job)
+    return value, time.perf_counter() - start, time.process_time() - cpu, os.getpid()
 
 
 def run_jobs(jobs: Sequence[J], spec: JobSpec[J], store: ResultStore, backend: Backend, *,
@@ -111,7 +116,7 @@ def run_jobs(jobs: Sequence[J], spec: JobSpec[J], store: ResultStore, backend: B
                 job = running.pop(fut)
                 key = spec.key(job)
                 try:
-                    value, seconds = fut.result()
+                    value, seconds, cpu_s, pid = fut.result()
                 except Exception as exc:  # noqa: BLE001 - reported; a rerun retries the job
                     report.failed.append((key, f"{exc.__class__.__name__}: {exc}"))
                     rep.log(f"{label}: FAILED {key[:12]}: {exc.__class__.__name__}: {exc}")
@@ -120,6 +125,8 @@ def run_jobs(jobs: Sequence[J], spec: JobSpec[J], store: ResultStore, backend: B
                     rep.advance()
                     continue
                 record = spec.record(job, value, seconds)
+                if isinstance(record.get("run"), dict):  # timing: never in results tables
+                    record["run"].update(cpu_s=round(cpu_s, 3), pid_worker=pid)
                 store.put(key, record, name(job))
                 report.computed.append(key)
                 rep.advance()

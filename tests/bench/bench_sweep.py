@@ -5,7 +5,18 @@ The same grid (post-training quantization, no retraining) is swept twice into fr
 each). Reported: wall time end to end (including the pool's start-up: spawning, importing torch,
 loading the data once per worker), points per minute, and the ratio; plus the summed compute
 seconds of the points (from the store) to show what the overhead is. Both runs must give the
-same ``results.csv`` (checked).
+same ``results.csv`` (checked). Self-describing, so that a rerun elsewhere can be read alone:
+
+* the 1-min load average before *and* after every run (above ~2 on 2 cores: the runs were not
+  alone on the machine);
+* per run: jobs in flight on average (summed point wall time / run wall time: ~2 for a pool
+  that keeps both workers busy, i.e. nothing in the executor serialises the points), the
+  distinct worker processes that computed points, and the CPU share a point got (its
+  process's CPU seconds / its wall seconds, median over points: ~1 when each worker had a core
+  of its own, ~0.5 when it shared one); a pool with 2 in flight but a CPU share of ~0.5 was
+  starved by other load, not serialised by the code;
+* a verdict line: goal met, missed, or "not measurable" when the load says the cores were not
+  free.
 
     .venv/bin/python tests/bench/bench_sweep.py                  # writes reports/bench/sweep.md
     .venv/bin/python tests/bench/bench_sweep.py --samples 200    # quicker
@@ -38,9 +49,27 @@ def run(out: Path, workers: int, args: argparse.Namespace) -> dict:
     wall = time.perf_counter() - t0
     recs = [json.loads(p.read_text()) for p in (out / "points").glob("*.json")]
     compute = sum(r["run"]["seconds"] for r in recs)
+    share = sorted(r["run"]["cpu_s"] / r["run"]["seconds"] for r in recs
+                   if r["run"].get("seconds"))
     n = len(res.report.computed)
     return {"workers": workers, "points": n, "wall_s": wall, "points_per_min": 60 * n / wall,
-            "compute_s": compute, "csv": (out / "results.csv").read_bytes()}
+            "compute_s": compute, "in_flight": compute / wall,
+            "cpu_share": share[len(share) // 2] if share else float("nan"),
+            "pids": len({r["run"].get("pid_worker") for r in recs}),
+            "csv": (out / "results.csv").read_bytes()}
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                             capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "codesign"], cwd=ROOT,
+                               text=True, capture_output=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev or "unknown") + (" (codesign/ has uncommitted edits)" if dirty else "")
 
 
 def _autogroup_note() -> str:
@@ -68,13 +97,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "reports" / "bench" / "sweep.md"))
     args = ap.parse_args()
+    started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     runs: list[tuple[int, dict, float]] = []
     try:
         for rep in range(args.repeats):  # alternate, so that a change of load hits both
             for workers in (1, 2):
                 load = os.getloadavg()[0]
-                runs.append((rep, run(tmp / f"r{rep}-w{workers}", workers, args), load))
+                r = run(tmp / f"r{rep}-w{workers}", workers, args)
+                r["load_after"] = os.getloadavg()[0]
+                runs.append((rep, r, load))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     same = len({r["csv"] for _, r, _ in runs}) == 1
@@ -83,19 +115,39 @@ def main() -> None:
     ratio = sorted(ratios)[len(ratios) // 2]
     rows = [
         "| repeat | executor | points | wall (s) | points / min | summed point compute (s) "
-        "| 1-min load before |",
-        "|---|---|---|---|---|---|---|",
+        "| in flight | worker processes | CPU share per point | 1-min load before / after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for rep, r, load in runs:
         name = "serial (workers=1)" if r["workers"] == 1 else "process pool (workers=2)"
         rows.append(f"| {rep} | {name} | {r['points']} | {r['wall_s']:.1f} | "
-                    f"{r['points_per_min']:.1f} | {r['compute_s']:.1f} | {load:.2f} |")
+                    f"{r['points_per_min']:.1f} | {r['compute_s']:.1f} | {r['in_flight']:.2f} "
+                    f"| {r['pids']} | {r['cpu_share']:.2f} | {load:.2f} / "
+                    f"{r['load_after']:.2f} |")
+    loads = [v for _, r, load in runs for v in (load, r["load_after"])]
+    pool = [r for _, r, _ in runs if r["workers"] == 2]
+    busy = max(loads) > 2.5 or min(r["cpu_share"] for r in pool) < 0.8
+    if ratio >= 1.7:
+        verdict = f"goal met ({ratio:.2f}x >= 1.7x)"
+    elif busy:
+        verdict = (f"goal not met ({ratio:.2f}x), and not measurable here: the machine was busy "
+                   f"(1-min load up to {max(loads):.1f} on {os.cpu_count()} cores, pool CPU share "
+                   f"per point {min(r['cpu_share'] for r in pool):.2f}); rerun on a quiet "
+                   "machine")
+    else:
+        verdict = (f"goal MISSED ({ratio:.2f}x < 1.7x) on a quiet machine (load <= "
+                   f"{max(loads):.1f}, CPU share per point >= "
+                   f"{min(r['cpu_share'] for r in pool):.2f})")
     text = "\n".join([
         "# sweep-bits throughput: serial vs 2 workers",
         "",
         "Generated by `.venv/bin/python tests/bench/bench_sweep.py"
         + (f" --samples {args.samples}" if args.samples else "")
-        + (f" --repeats {args.repeats}" if args.repeats != 2 else "") + "`.",
+        + (f" --repeats {args.repeats}" if args.repeats != 2 else "")
+        + "".join(f" --{k} {getattr(args, k.replace('-', '_'))}"
+                  for k in ("wbits", "ubits", "adc-bits", "activity-samples")
+                  if getattr(args, k.replace("-", "_")) != ap.get_default(k.replace("-", "_")))
+        + f"` at {started} UTC, commit {_commit()}.",
         "",
         f"Grid: `{args.model}` on `{args.hw}`, mnist5k, wbits {args.wbits} x ubits "
         f"{args.ubits} x ADC bits {args.adc_bits}; per point post-training quantization (no "
@@ -109,12 +161,16 @@ def main() -> None:
         f"{', '.join(f'{r:.2f}' for r in ratios)}; goal >= 1.7x). results.csv identical in "
         f"every run: {same}.",
         "",
+        f"**Verdict: {verdict}.**",
+        "",
         f"Machine: {os.cpu_count()} CPU cores shared with other engineers' jobs (the load "
         f"column: above 2 means the 2 workers did not have the 2 cores to themselves); "
         f"Python {platform.python_version()}, {platform.machine()}.{_autogroup_note()}",
         "",
     ])
-    Path(args.out).write_text(text)
+    from codesign.io import atomic_write_text
+
+    atomic_write_text(Path(args.out), text)
     print(text)
 
 
