@@ -78,7 +78,9 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                    retrain_val_samples: Optional[int], quiet: bool) -> None:
     """Sweep MODEL (a codesign checkpoint) over --wbits x --ubits x --adc-bits on --hw.
 
-    Each point is post-training quantized (LSQ steps re-initialised), scored on the test split
+    Each point is post-training quantized (LSQ steps re-initialised), with --retrain fine-tuned
+    by distillation from --teacher (default MODEL) through the closed loop (OUT/retrain/<key>/),
+    scored on the test split
     (ideal quantized accuracy, or with --nonideal on --chips simulated chips, with a 95 %
     interval) and costed from measured spike activity.
     Writes OUT/results.csv, OUT/pareto_{edap,energy,area}.png and one JSON per point; the same

@@ -1,13 +1,23 @@
-"""Bit-width sweeps: point description, resumable store, executors, runner, results.
+"""Bit-width sweeps (``codesign sweep-bits``): point description, resumable store, executors,
+runner, evaluation, results, iso-accuracy.
 
-* :mod:`~codesign.sweep.point`: :class:`SweepPoint` (frozen, hashed into its key), bit lists,
-  the grid and its manifest;
-* :mod:`~codesign.sweep.store`: one atomic JSON per finished point, the computations log;
-* :mod:`~codesign.sweep.executors`: serial / local process pool / Dask behind
-  :class:`concurrent.futures.Executor`;
+The design notes (``DESIGN.md``: "sweep.py") describe one module; the code is this package, one
+module per concern (imports point one way, top to bottom of this list):
+
+* :mod:`~codesign.sweep.point`: :class:`SweepPoint` (frozen; every option that changes a result,
+  retraining options, teacher and npz data contents included, hashed into its key), bit lists,
+  the grid and its manifest, the cached file hash; pure Python;
+* :mod:`~codesign.sweep.store`: one atomic JSON per finished point, the manifest, the
+  computations log;
+* :mod:`~codesign.sweep.executors`: serial / local process pool (spawn, one torch thread per
+  worker) / Dask behind :class:`concurrent.futures.Executor`;
 * :mod:`~codesign.sweep.runner`: the resumable job runner (also used by the distillation study);
-* :mod:`~codesign.sweep.evaluate`: one point's evaluation (PTQ, accuracy, cost; torch);
+* :mod:`~codesign.sweep.evaluate`: one point's evaluation on a worker (PTQ, optional closed-loop
+  retraining through :func:`codesign.loop.close_loop`, ideal or simulated-chip accuracy, cost;
+  torch, imported there only);
 * :mod:`~codesign.sweep.results`: ``results.csv`` with Pareto flags, Pareto figures;
+* :mod:`~codesign.sweep.isoacc`: the FP reference point, the cheapest point at iso-accuracy, the
+  ratio table (also behind ``codesign compare``);
 * :mod:`~codesign.sweep.driver`: :func:`sweep_bits`, all of the above end to end.
 
 Importing this package does not import torch.
