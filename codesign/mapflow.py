@@ -24,6 +24,20 @@ Without ``data`` (or with ``dense=True``) every crossbar row is assumed active a
 (an upper bound). ``wbits``/``ubits`` force every layer's weight / membrane precision in the cost
 model; ``adc_bits`` overrides the spec's ADC resolution.
 
+With ``hardware`` (``codesign map --chips N``) the energy and latency come from the hardware run
+itself: the simulated chips' spikes (:mod:`codesign.sim.record`: a uniform reservoir of
+``samples`` (sample, chip) rows over every chip and test sample run) are the activity the cost
+model charges, and ``summary["inputs"]["activity"]`` says ``simulated`` (``measured``: the
+ideal network's activity on data; ``dense``: none). The same rows' inputs through the ideal
+quantized network (:func:`ideal_activity`: exact integer datapath, lossless ADC) are costed too:
+``summary["energy_ideal_activity_pj"]``, ``energy_change`` and per layer
+``energy_ideal_activity_pj``, ``output_spike_rate_ideal``, ``firing_rate_drift`` and
+``firing_rate_ratio`` in ``layers``, so the effect of the non-idealities on energy shows; the
+simulator's own read counts per sample (``sim_reads``, ``sim_zero_reads``, ``sim_active_rows``)
+sit next to the cost model's. ``summary["accuracy"]["firing_rate"]`` (``firing_rate_drift.csv``)
+holds each LIF layer's rate on the same rows, ideal and simulated, with ``drift`` and ``ratio``,
+and the rate over every chip and sample of the run (:func:`_drift_rows`).
+
 The :class:`~codesign.hw.MapResult`'s ``summary`` gains an ``inputs`` entry recording the model
 path and kind, the spec file, data set, split, sample count, seed and sample indices, the
 overrides and the library versions.
@@ -33,6 +47,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +287,13 @@ def map_model(
         spec = spec.with_overrides(adc_bits=adc_bits)
     act_meta: dict[str, Any] = {}
     split_used = None
+    sim: Optional[dict[str, Any]] = None
+    if hardware is not None:  # validated and run first: its chips' activity is what we cost
+        keep = DEFAULT_MAX_SAMPLES if samples is None else int(samples)
+        sim = _hardware_accuracy(src, spec, data, split_seed, seed, dense, hardware,
+                                 keep=keep, batch_size=batch_size)
+        split_used = sim["split_seed"]
+        activity, act_meta = sim["activity"], sim["meta"]
     if dense:
         activity = None
     elif activity is None and data is not None:
@@ -284,9 +306,10 @@ def map_model(
         activity = measure_activity(src.model, x, batch_size=batch_size, max_samples=samples,
                                     seed=seed, progress=progress)
         act_meta = activity.meta if isinstance(activity, Activity) else {}
-    result = map_network(src.graph, spec, activity=activity, mapping=mapping,
-                         duplication=duplication, wbits=wbits, ubits=ubits,
-                         static_input_once=static_input_once)
+    costing = {"mapping": mapping, "duplication": duplication, "wbits": wbits, "ubits": ubits,
+               "static_input_once": static_input_once}
+    result = map_network(src.graph, spec, activity=activity, **costing)
+    kind = "dense" if activity is None else ("simulated" if sim is not None else "measured")
     result.summary["inputs"] = {
         "model": src.path,
         "model_kind": src.kind,
@@ -294,7 +317,7 @@ def map_model(
         "trained_on": src.meta.get("dataset"),
         "test_accuracy": src.meta.get("test_accuracy"),
         "hw": spec.file,
-        "activity": "dense" if activity is None else "measured",
+        "activity": kind,
         "data": None if activity is None else _data_name(data),
         "split": "test" if split_used is not None else None,
         "split_seed": split_used,
@@ -302,28 +325,37 @@ def map_model(
         "seed": act_meta.get("seed", seed) if activity is not None else None,
         "sample_indices": act_meta.get("indices"),
         "activity_seconds": act_meta.get("seconds"),
+        "activity_rows_seen": act_meta.get("rows_seen"),
         "mapping": mapping,
         "overrides": {"wbits": wbits, "ubits": ubits, "adc_bits": adc_bits},
         "nir": ({"dt_s": src.graph.graph.get("dt_s"), "reset": reset, "T": src.graph.graph["T"]}
                 if src.kind == "nir" else None),
         "versions": _versions(),
     }
-    if hardware is not None:
-        result.summary["accuracy"] = _hardware_accuracy(src, spec, data, split_seed, seed,
-                                                        dense, hardware)
+    if sim is not None:
+        result.summary["accuracy"] = sim["accuracy"]
+        ideal = map_network(src.graph, spec, activity=sim["ideal_activity"], **costing)
+        _compare_with_ideal(result, ideal, sim)
     return result
 
 
 def _hardware_accuracy(src: Any, spec: HardwareSpec, data: DataArg, split_seed: Optional[int],
-                       seed: int, dense: bool, options: dict[str, Any]) -> dict[str, Any]:
-    """``summary["accuracy"]``: the checkpoint on simulated chips (codesign.sim.accuracy)."""
+                       seed: int, dense: bool, options: dict[str, Any], *, keep: int,
+                       batch_size: int = 32) -> dict[str, Any]:
+    """The checkpoint on simulated chips (:func:`codesign.sim.accuracy.simulate`) with a
+    :class:`~codesign.sim.record.SimRecorder` on the main run: ``accuracy`` (the summary's
+    entry, its ``firing_rate`` rows from every chip), ``activity`` (the chips' spikes on at most
+    ``keep`` rows: the cost model's input), ``ideal_activity`` (:func:`ideal_activity` on the
+    same rows' inputs), ``meta`` and ``split_seed``."""
     from codesign.data import DataSplit, load_dataset
     from codesign.sim.accuracy import simulate
+    from codesign.sim.record import SimRecorder
 
     if src.model is None or data is None or dense:
         raise CodesignError(f"{src.path or src.kind}: --chips needs a quantized checkpoint and "
                             "--data (the accuracy is measured on the data's test split)")
     split = data
+    used = None
     if isinstance(data, str):
         size = int(src.model.spec.get("image_size", 0))
         extra: dict[str, Any] = {"upsample": size} if data == "digits" and size not in (0, 8) \
@@ -332,4 +364,90 @@ def _hardware_accuracy(src: Any, spec: HardwareSpec, data: DataArg, split_seed: 
         split = load_dataset(data, split_seed=used, T=int(src.model.T), **extra)
     if not isinstance(split, DataSplit):
         raise CodesignError("--chips: expected a data set name or a DataSplit (labels needed)")
-    return simulate(src.model, spec, split.x_test, split.y_test, seed=seed, **options)
+    rec = SimRecorder(keep=keep, seed=seed)
+    t0 = time.perf_counter()
+    acc = simulate(src.model, spec, split.x_test, split.y_test, seed=seed, recorder=rec,
+                   **options)
+    seconds = time.perf_counter() - t0
+    if rec.seen == 0:
+        raise CodesignError("--chips: the simulated network has no LIF layer to record")
+    acc["reads_per_sample"] = rec.read_stats()
+    acc["recorded"] = {"rows": rec.seen, "kept_rows": rec.kept_rows, "reservoir_seed": rec.seed,
+                       "spikes_per_step": {k: [float(v) for v in a]
+                                           for k, a in rec.spikes_per_step().items()}}
+    activity = Activity(rec.activity(src.model), {
+        "samples": rec.kept_rows, "seed": int(seed), "indices": None,
+        "seconds": round(seconds, 3), "rows_seen": rec.seen,
+        "what": "simulated chips' spikes (codesign.sim.record, reservoir of rows over every "
+                "chip and sample)"})
+    ideal = ideal_activity(src.model, spec, rec.inputs(), int(acc["lossless_adc_bits"]), seed)
+    _drift_rows(acc, rec, activity, ideal)
+    return {"accuracy": acc, "activity": activity, "ideal_activity": ideal,
+            "meta": activity.meta, "split_seed": used}
+
+
+def ideal_activity(model: SpikingNet, spec: HardwareSpec, x: torch.Tensor, lossless_bits: int,
+                   seed: int = 0) -> Activity:
+    """The ideal quantized network's activity on inputs ``x`` (``map_network`` format): one
+    chip of ``spec`` with every non-ideality off and a lossless ADC (``lossless_bits``, at most
+    16), i.e. the network's exact integer datapath (:mod:`codesign.sim.network`), recorded
+    like the hardware run. (The float forward that ``measure_activity`` hooks decides
+    half-integer ties of the membrane by float32 rounding error; this one does not, so with
+    ideal crossbars the hardware run's activity equals it exactly.)"""
+    from codesign.sim.accuracy import simulate
+    from codesign.sim.record import SimRecorder
+
+    rec = SimRecorder(keep=int(x.shape[0]), seed=seed)
+    simulate(model, spec, x, torch.zeros(x.shape[0], dtype=torch.long), chips=1,
+             nonideal="none", adc_bits=min(16, max(1, int(lossless_bits))), seed=seed,
+             recorder=rec)
+    return Activity(rec.activity(model), {"samples": rec.kept_rows, "seed": int(seed),
+                                          "what": "ideal quantized network (exact integer "
+                                                  "datapath, lossless ADC)"})
+
+
+def _drift_rows(acc: dict[str, Any], rec: Any, sim_act: Activity, ideal_act: Activity) -> None:
+    """``acc["firing_rate"]``, one row per LIF layer: ``ideal_rate`` (the ideal quantized
+    network, :func:`ideal_activity`) and ``hardware_rate`` (the chips) on the same recorded
+    (sample, chip) rows, ``drift`` = hardware - ideal and ``ratio`` = hardware / ideal (paired:
+    exactly 0 and 1 with ideal crossbars); ``hardware_rate_all`` over every chip and sample of
+    the run (the recorder's sums); ``ideal_rate_float_forward`` and
+    ``hardware_rate_first_chip``, what :func:`~codesign.sim.accuracy.simulate` reports (the
+    checkpoint's float forward, whose float32 rounding decides membrane ties, and chip 0)."""
+    hw_all = rec.rates()
+    before = {r["layer"]: r for r in acc.get("firing_rate") or []}
+    rows = []
+    for k in rec.order:
+        hw, ideal = float(np.mean(sim_act[k])), float(np.mean(ideal_act[k]))
+        old = before.get(k, {})
+        rows.append({"layer": k, "ideal_rate": ideal, "hardware_rate": hw,
+                     "drift": hw - ideal, "ratio": hw / ideal if ideal else None,
+                     "hardware_rate_all": hw_all.get(k),
+                     "ideal_rate_float_forward": old.get("ideal_rate"),
+                     "hardware_rate_first_chip": old.get("hardware_rate")})
+    acc["firing_rate"] = rows
+
+
+def _compare_with_ideal(result: MapResult, ideal: MapResult, sim: dict[str, Any]) -> None:
+    """Put the ideal-activity costs next to the simulated ones (in place): summary
+    ``energy_ideal_activity_pj`` / ``latency_ideal_activity_ns`` and ``energy_change`` (relative),
+    and per synaptic row of ``layers`` ``energy_ideal_activity_pj``,
+    ``output_spike_rate_ideal`` (the same rows' inputs through the ideal network,
+    :func:`ideal_activity`),
+    ``firing_rate_drift`` / ``firing_rate_ratio`` (simulated against it) and the simulator's own
+    crossbar counts per sample (``sim_reads``, ``sim_zero_reads``, ``sim_active_rows``)."""
+    s, si = result.summary, ideal.summary
+    s["energy_ideal_activity_pj"] = float(si["energy_pj"])
+    s["latency_ideal_activity_ns"] = float(si["latency_ns"])
+    s["energy_change"] = (float(s["energy_pj"]) / float(si["energy_pj"]) - 1.0
+                          if si["energy_pj"] else None)
+    lay, lay_i = result.layers, ideal.layers.set_index("layer")
+    lay["energy_ideal_activity_pj"] = lay["layer"].map(lay_i["energy_pj"])
+    if "output_spike_rate" in lay:
+        lay["output_spike_rate_ideal"] = lay["layer"].map(lay_i["output_spike_rate"])
+        lay["firing_rate_drift"] = lay["output_spike_rate"] - lay["output_spike_rate_ideal"]
+        lay["firing_rate_ratio"] = lay["output_spike_rate"] / lay["output_spike_rate_ideal"]
+    reads = sim["accuracy"].get("reads_per_sample") or {}
+    for col, key in (("sim_reads", "reads_per_sample"), ("sim_zero_reads", "zero_reads_per_sample"),
+                     ("sim_active_rows", "active_rows_per_sample")):
+        lay[col] = lay["layer"].map({k: v[key] for k, v in reads.items()})

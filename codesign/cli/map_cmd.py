@@ -215,9 +215,29 @@ def accuracy_text(summary: dict) -> Optional[str]:
             f", {acc['adc_bits']}-bit ADC, lossless from {acc['lossless_adc_bits']})")
 
 
+def energy_drift_text(summary: dict) -> Optional[str]:
+    """Simulated against ideal activity: energy and per-layer firing-rate drift, or ``None``."""
+    e_ideal = summary.get("energy_ideal_activity_pj")
+    if e_ideal is None:
+        return None
+    change = summary.get("energy_change")
+    pct = f" ({100 * change:+.2f} %)" if change is not None else ""
+    rows = (summary.get("accuracy") or {}).get("firing_rate") or []
+    drift = ", ".join(f"{r['layer']} {r['drift']:+.4f} (x{r['ratio']:.3f})" for r in rows
+                      if r.get("drift") is not None and r.get("ratio") is not None)
+    return (f"energy from the simulated chips' activity {_fmt(summary['energy_pj'], 1e-6)} uJ, "
+            f"from the ideal quantized network's on the same samples "
+            f"{_fmt(e_ideal, 1e-6)} uJ{pct}; firing-rate drift (hardware - ideal, same samples; "
+            f"firing_rate_drift.csv): {drift or '-'}")
+
+
 def activity_text(summary: dict) -> str:
     """``64 mnist5k test samples (seed 0)`` or ``no data: dense, every row active``."""
     inp = summary.get("inputs") or {}
+    if inp.get("activity") == "simulated":
+        return (f"the simulated chips' spikes on {inp.get('samples')} of "
+                f"{inp.get('activity_rows_seen')} (sample, chip) runs of {inp.get('data')} "
+                f"test samples (reservoir seed {inp.get('seed')})")
     if inp.get("activity") != "measured":
         return "no data: dense, every row active at every step"
     return (f"{inp.get('samples')} {inp.get('data')} {inp.get('split') or ''} samples "
@@ -261,6 +281,8 @@ def print_table(result: Any) -> None:
     console.print(f"activity: {activity_text(s)}", highlight=False, markup=False)
     if accuracy_text(s):
         console.print(accuracy_text(s), highlight=False, markup=False)
+    if energy_drift_text(s):
+        console.print(energy_drift_text(s), highlight=False, markup=False)
     console.print(f"EDAP {_fmt(s.get('edap_pj_ns_mm2'))} {s.get('edap_unit', '')}, "
                   f"{_fmt(s.get('tops_per_w'))} TOPS/W, {_fmt(s.get('tops_per_mm2'))} TOPS/mm2; "
                   "total latency is pipelined, not the sum of the rows", highlight=False)

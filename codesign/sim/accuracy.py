@@ -75,15 +75,19 @@ def chip_run(net: hn.HardwareNet, x: torch.Tensor, y: torch.Tensor, chip_seed: O
 
 def _chips(net: hn.HardwareNet, x: torch.Tensor, y: torch.Tensor, seeds: list[int],
            batch: int, tick: Callable[[], None]) -> tuple[list[float], dict[str, float]]:
-    accs, rates = [], {}
+    """Per-chip accuracies (%) and the first chip's firing rates. Every chip is programmed at
+    once (its own seeded generator, :func:`codesign.sim.network.program_chips`) and the chips
+    are read as one batch folded chip-major: the same draws as one chip at a time."""
     deterministic = not any(n in net.names for n in ("programming", "stuck_at", "read_noise"))
-    for i, s in enumerate(seeds):
-        if deterministic and i > 0:  # every chip is the same: no random draw anywhere
-            accs.append(accs[0])
-        else:
-            a, r = chip_run(net, x, y, s, batch)
-            accs.append(a)
-            rates = rates or r
+    run = seeds[:1] if deterministic else seeds  # every chip is the same: no random draw
+    gens = hn.program_chips(net, list(run))
+    net.counts, net.chip_counts = {}, {}
+    pred = hn.predict_chips(net, x, gens, batch=max(1, batch // len(run)), count=True)
+    accs = [100.0 * float((p == y).float().mean()) for p in pred]
+    rates = {k: float(v[0][0] / v[0][1]) for k, v in net.chip_counts.items() if v[0][1]}
+    if deterministic:
+        accs = accs * len(seeds)
+    for _ in seeds:
         tick()
     return accs, rates
 
@@ -92,12 +96,15 @@ def simulate(model: SpikingNet, spec: HardwareSpec, x: torch.Tensor, y: torch.Te
              chips: int = 1, nonideal: str = "all", adc_bits: Optional[int] = None,
              seed: int = 0, samples: Optional[int] = None, ablate: bool = False,
              batch: int = hn.DEFAULT_BATCH, x_cal: Optional[torch.Tensor] = None,
-             progress: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+             progress: Optional[Callable[[str], None]] = None,
+             recorder: Optional[Any] = None) -> dict[str, Any]:
     """Accuracy of ``model`` on ``chips`` simulated chips of ``spec`` (module docstring).
 
     ``x``, ``y``: the test split; ``samples`` limits it (drawn with ``seed``; ``None``: all).
     ``x_cal``: calibration inputs for ``nonideal.adc.range: calibrated`` (default: the first 64
-    test samples run). ``progress(text)`` is told about each finished chip.
+    test samples run). ``progress(text)`` is told about each finished chip. ``recorder``: a
+    :class:`codesign.sim.record.SimRecorder` attached to the main run's chips (not the
+    ablation's) to record their spikes and reads for the cost model.
     """
     chips = check_chips(chips)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -126,6 +133,8 @@ def simulate(model: SpikingNet, spec: HardwareSpec, x: torch.Tensor, y: torch.Te
 
     ideal_acc, ideal_rates = ideal_run(model, xs, ys, batch)
     net = build(names, adc_bits)
+    if recorder is not None:
+        recorder.attach(net)
     accs, hw_rates = _chips(net, xs, ys, seeds, batch, tick("chip"))
     lo, hi = _ci(accs)
     reads = {name: {"reads": info.xbar.stats.reads, "zero_reads": info.xbar.stats.zero_reads,

@@ -40,6 +40,7 @@ from codesign.hw.spec import HardwareSpec
 from codesign.sim.adc import ADC, lossless_bits
 from codesign.sim.crossbar import CrossbarLayer, Geometry, Models
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
+from codesign.sim.record import observe_lif
 from codesign.snn.encoding import encode
 from codesign.snn.layers import BIAS_BITS, Flatten, Pool, Synapse
 from codesign.snn.model import SpikingNet
@@ -315,6 +316,7 @@ def forward(net: HardwareNet, x: torch.Tensor, gen: Optional[torch.Generator], *
                 c = net.counts.setdefault(name, [0.0, 0.0])
                 c[0] += float(h.sum())
                 c[1] += float(h.numel())
+            observe_lif(net, name, h, x)  # codesign.sim.record: spikes for the cost model
             pending = None
         else:
             h = layer(h)

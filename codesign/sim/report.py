@@ -1,6 +1,8 @@
 """Files of the hardware-accuracy simulation in a ``codesign map`` report folder.
 
-``firing_rate_drift.csv`` (per neuron layer: ideal and hardware firing rate, drift), and with
+``firing_rate_drift.csv`` (per neuron layer: ideal and hardware firing rate on the same
+recorded (sample, chip) rows, ``drift`` = hardware - ideal, ``ratio`` = hardware / ideal, and
+the hardware rate over every chip and sample; see :func:`codesign.mapflow._drift_rows`), and with
 ``--ablate`` ``ablation.csv`` (one row per non-ideality alone, ``accuracy_drop`` in points
 against the ideal quantized network) with ``ablation.png``, and ``adc_bits.csv`` with
 ``accuracy_vs_adc_bits.png``. Written atomically through :mod:`codesign.io` when it offers it.
