@@ -18,6 +18,10 @@ from codesign.snn.encoding import encode
 from codesign.snn.layers import Synapse
 from codesign.snn.neuron import LIF
 
+#: The threshold floor of the shared step is relaxed so that at least ``1 - KEEP_QUANTILE`` of
+#: a layer's weights keep a nonzero code (:meth:`SpikingNet.calibrate_quantizers`).
+KEEP_QUANTILE = 0.75
+
 
 class MSBlock(nn.Module):
     """Membrane-shortcut residual block (MS-ResNet, Hu et al.), acting on input currents.
@@ -87,8 +91,35 @@ class SpikingNet(nn.Module):
     def calibrate_quantizers(self) -> None:
         """LSQ-initialise every weight step from the current (BN-folded) weights.
 
-        The step is at least ``theta / (2^(ubits-1) - 1)`` when the neuron fed by the layer
-        shares it, so that the threshold is representable in the membrane register.
+        With a shared weight/membrane step ``s`` (MINT-style) the threshold is the integer
+        ``theta_int = clamp(round(theta / s), 1, hi)``, ``hi = 2^(ubits-1) - 1``, so it is
+        exact only when ``s >= theta / hi``; a weight gets a nonzero code only when
+        ``|w| >= s / 2``. For a layer initialised from a float teacher whose weights are small
+        against ``theta`` (a wide fan-in: fc1 of vgg-small has ``max|w| = 0.16 theta``) the two
+        conflict, and flooring ``s`` at ``theta / hi`` (the former rule) rounded every code of
+        fc1 (W3/U3) and of conv2, conv3, fc1 (W2/U2) to 0: a dead network.
+
+        Rescaling the layer cannot resolve this. Lemma (scale invariance): for ``c > 0`` the
+        LIF with input ``c I``, threshold ``c theta`` has ``H' = c H``, ``U' = c U`` and the
+        same spikes. Proof by induction on ``t``: ``U'[0] = 0 = c U[0]``; if ``U'[t-1] =
+        c U[t-1]`` then ``H'[t] = beta c U[t-1] + c I[t] = c H[t]``, ``S'[t] = 1[c H >= c
+        theta] = S[t]`` (``c > 0``), and subtract reset ``U' = c H - c theta S = c U``, zero
+        reset ``U' = c H (1 - S) = c U``, delayed reset likewise. ``I = W x + b`` is linear in
+        ``(W, b)``, so scaling ``W, b, theta`` of one layer by ``c`` changes none of the
+        network's spikes. But the LSQ step is homogeneous (``s(cW) = c s(W)``) and so is the
+        floor (``c theta / hi``): every code ``round(cw / cs)`` and ``theta_int`` is unchanged.
+        The conflict is a property of the ratios ``w / theta``, which no rescaling changes: the
+        float layer is not representable, and the init must choose an approximation.
+
+        Rule: ``s = max(s_lsq, min(theta / hi, 2 q75(|w|)))`` (per layer, or per output channel
+        with ``per_channel``). The threshold floor is kept while it leaves at least a quarter of
+        the weights a nonzero code (``|w| >= s / 2`` for the largest 25 %), and relaxed to that
+        step otherwise; then ``theta_int`` clamps at ``hi`` and the quantized neuron fires at
+        ``hi s`` < ``theta`` (a gain error the fine-tuning learns away through ``s``) instead of
+        never. No layer starts with all-zero codes. Post-training accuracy of the shipped
+        mnist5k teacher on its first 500 test images: W4/U4 74.6 -> 95.8 %, W3/U3 9.8 -> 47 %,
+        W2/U2 9.8 -> 31 % (``reports/distillation/README.md``, issue 11). Loaded checkpoints
+        are unaffected: the stored steps replace these after the build.
         """
         feeds = {id(lif._scale_fn.__self__): lif for _, lif in self.neurons()  # type: ignore[union-attr]
                  if lif._scale_fn is not None}
@@ -96,11 +127,16 @@ class SpikingNet(nn.Module):
             if not syn.wq.enabled:
                 continue
             w, _ = syn.folded()
+            syn.wq.init_scale(w, 0.0)
             lif = feeds.get(id(syn))
-            min_step = 0.0
-            if lif is not None and lif.ubits is not None:
-                min_step = lif.theta / (2 ** (lif.ubits - 1) - 1)
-            syn.wq.init_scale(w, min_step)
+            if lif is None or lif.ubits is None:
+                continue
+            floor = lif.theta / (2 ** (lif.ubits - 1) - 1)
+            mags = w.detach().abs().flatten(1) if syn.wq.per_channel else \
+                w.detach().abs().reshape(1, -1)
+            keep = 2.0 * torch.quantile(mags, KEEP_QUANTILE, dim=1)
+            step = torch.maximum(syn.wq.scale, torch.clamp(keep, max=floor))
+            syn.wq.scale.copy_(torch.clamp(step, min=1e-8))
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
