@@ -18,7 +18,7 @@ from torch import nn
 from codesign.cli.main import cli
 from codesign.data import load_dataset
 from codesign.errors import CodesignError
-from codesign.snn.layers import BIAS_BITS, Synapse, freeze_batchnorm
+from codesign.snn.layers import BIAS_BITS, Synapse, freeze_batchnorm, one_conv_batchnorm
 from codesign.snn.zoo import build_model
 from codesign.train.loop import TrainConfig, fit
 
@@ -183,3 +183,74 @@ def test_freeze_bn_after_validated(tmp_path: Path) -> None:
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--freeze-bn-after -1" in lines[0], r.output
     assert not out.exists()
+
+
+def test_one_conv_fold_is_convbn2d_and_eval_unchanged(digits, monkeypatch) -> None:
+    """The one-conv training fold (PyTorch ConvBn2d's approximate forward) against a hand
+    evaluation: ``nn.BatchNorm2d`` (training) on ``F.conv2d(x, Q(W f)) / f + b`` with the
+    quantizer by hand; one convolution; the same running-statistic update as nn.BatchNorm2d
+    on that input; the eval (deployed) forward bit-identical to the default model's."""
+    x = _images(digits)
+    syn = _synapse().train()
+    assert one_conv_batchnorm(syn) == 1 and syn.bn_one_conv
+    bn_ref = nn.BatchNorm2d(6).double().train()
+    bn_ref.load_state_dict(syn.bn.state_dict())
+    f = syn.bn.weight / torch.sqrt(syn.bn.running_var + syn.bn.eps)
+    s = float(syn.wq.scale.detach().abs())
+    w_q = torch.round(torch.clamp(syn.op.weight * f[:, None, None, None] / s, -Q, Q)) * s
+    calls = {"n": 0}
+    conv = F.conv2d
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return conv(*args, **kwargs)
+
+    with torch.no_grad():
+        z = conv(x, w_q, None, padding=1) / f[None, :, None, None] \
+            + syn.op.bias[None, :, None, None]
+        expected = bn_ref(z)
+        monkeypatch.setattr(F, "conv2d", counting)
+        out = syn.forward_folded(x)
+        monkeypatch.setattr(F, "conv2d", conv)
+    assert calls["n"] == 1
+    assert torch.allclose(out, expected, rtol=0, atol=1e-10)
+    assert torch.allclose(syn.bn.running_mean, bn_ref.running_mean, rtol=0, atol=1e-12)
+    assert torch.allclose(syn.bn.running_var, bn_ref.running_var, rtol=0, atol=1e-12)
+    # the default two-conv fold from the same state: a different training function at 4 bits
+    default = _synapse().train()
+    with torch.no_grad():
+        two = default.forward_folded(x)
+    assert float((two - out).abs().max()) > 1e-3
+    # each fold updates the running statistics with its own batch statistics; from equal
+    # running statistics the eval (deployed) forward is the same, bit for bit
+    default.bn.load_state_dict(syn.bn.state_dict())
+    with torch.no_grad():
+        assert torch.equal(syn.eval().forward_folded(x), default.eval().forward_folded(x))
+        ref = _reference(syn, x, syn.bn.running_mean, syn.bn.running_var)
+        assert torch.allclose(syn.forward_folded(x), ref, rtol=0, atol=1e-12)
+
+
+def test_one_conv_fold_is_the_default_without_quantization_error(digits) -> None:
+    """At 16 bits the one-conv fold equals BN_B(W x), which the default two-conv fold also
+    computes, up to the rounding error: ``|Q(W f) - W f| <= s/2`` per tap, 9 taps, inputs in
+    [0, 1], divided by ``f`` and scaled by ``gamma / sigma_B``: ``4.5 s sigma_r / sigma_B``
+    per channel (``f = gamma / sigma_r``); the batch mean and variance move by as much, so
+    within 3 times that."""
+    x = _images(digits)
+    syn = _synapse()
+    fine = Synapse("conv", 1, 6, bias=True, batch_norm=True, wbits=16).double().train()
+    fine.op.load_state_dict(syn.op.state_dict())
+    fine.bn.load_state_dict(syn.bn.state_dict())
+    bn_ref = nn.BatchNorm2d(6).double().train()
+    bn_ref.load_state_dict(syn.bn.state_dict())
+    with torch.no_grad():
+        fine.wq.scale.fill_(1e-3)
+        bn_out = bn_ref(F.conv2d(x, syn.op.weight, syn.op.bias, padding=1))
+        one_conv_batchnorm(fine)
+        one = fine.forward_folded(x)
+    y = F.conv2d(x, syn.op.weight, syn.op.bias, padding=1).detach()
+    var_b = y.var(dim=(0, 2, 3), unbiased=False)
+    ratio = torch.sqrt((syn.bn.running_var.detach() + 1e-5) / (var_b + 1e-5))
+    bound = 3 * 4.5 * 1e-3 * float(ratio.max())
+    assert 0 < float((one - bn_out).abs().max()) <= bound
+    assert bound < 0.1  # not vacuous: the outputs are O(1)

@@ -93,6 +93,10 @@ class Synapse(nn.Module):
         self.bn_frozen: bool = False
         """Quantized training folds BN with the running statistics, not the batch ones, and
         leaves them unchanged (module docstring); no effect in float or in eval."""
+        self.bn_one_conv: bool = False
+        """Quantized training uses the one-convolution batch-statistics fold of PyTorch's
+        ``ConvBn2d`` (:meth:`_one_conv_bn`), an approximation of the two-convolution default;
+        no effect in float, in eval, with :attr:`bn_frozen` or with a backend."""
 
     @property
     def wbits(self) -> Optional[int]:
@@ -151,6 +155,44 @@ class Synapse(nn.Module):
         bq = round_ste(torch.clamp(b / s, -lim, lim)) * s
         return wq, bq
 
+    def _one_conv_bn(self, x: torch.Tensor, copies: int = 1) -> torch.Tensor:
+        """Quantized training forward with one convolution (Krishnamoorthi 2018, sec. 3.2;
+        PyTorch ``torch.ao.nn.intrinsic.qat.ConvBn2d._forward_approximate``):
+
+            f = gamma / sqrt(running_var + eps)
+            z = (Q_w(W f) * x) / f + b                     (one convolution)
+            y = gamma (z - mean_B(z)) / sqrt(var_B(z) + eps) + beta
+
+        with the batch statistics of ``z`` (updating the running ones, ``copies`` as in
+        :meth:`folded`). Without quantization ``z = W * x`` and ``y`` is exactly the default
+        fold's ``BN_B(W * x)``; quantized, ``y`` is the quantized product rescaled by
+        ``sigma_running / sigma_B(z)`` and shifted, not the grid values ``Q_w(W gamma /
+        sigma_B) * x + Q_s(b')`` of the default: a different training function (the eval and
+        deployed function, with the running statistics, is unchanged)."""
+        bn = self.bn
+        assert bn is not None
+        w, b = self.op.weight, self.op.bias
+        f = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        wq = self.wq(w * f.reshape((-1,) + (1,) * (w.dim() - 1)))
+        z = self._linear_op(x, wq, None)
+        shape = (1, -1) + (1,) * (z.dim() - 2)
+        z = z / f.reshape(shape)
+        if b is not None:
+            z = z + b.reshape(shape)
+        mean, var = channel_stats(z)
+        with torch.no_grad():
+            n = copies * z.numel() / z.shape[1]
+            m = bn.momentum if bn.momentum is not None else 0.1
+            bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            bn.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1, 1), alpha=m)
+            bn.num_batches_tracked += 1
+        inv = bn.weight / torch.sqrt(var + bn.eps)
+        return (z - mean.reshape(shape)) * inv.reshape(shape) + bn.bias.reshape(shape)
+
+    def _uses_one_conv(self) -> bool:
+        return (self.bn_one_conv and self.training and self.bn is not None
+                and not self.bn_frozen and self.backend is None and self.wq.enabled)
+
     def _product(self, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor]
                  ) -> torch.Tensor:
         """The weight-times-input step through the backend (module docstring)."""
@@ -165,6 +207,8 @@ class Synapse(nn.Module):
             else:
                 y = self._product(x, self.op.weight, self.op.bias)
             return self.bn(y) if self.bn is not None else y
+        if self._uses_one_conv():
+            return self._one_conv_bn(x)
         w, b = self.folded(x)
         wq, bq = self._quantize(w, b)
         if self.backend is not None:
@@ -183,9 +227,12 @@ class Synapse(nn.Module):
             # Quantized training, ideal product: the same once-and-broadcast (BN folded with the
             # batch statistics of one copy, which are those of the T copies). Not in eval, where
             # the conv's rounding for B vs T*B images could flip a spike of a shipped model.
-            w, b = self.folded(x[0], copies=steps)
-            wq, bq = self._quantize(w, b)
-            y = self._linear_op(x[0], wq, bq)
+            if self._uses_one_conv():
+                y = self._one_conv_bn(x[0], copies=steps)
+            else:
+                w, b = self.folded(x[0], copies=steps)
+                wq, bq = self._quantize(w, b)
+                y = self._linear_op(x[0], wq, bq)
             return y.unsqueeze(0).expand((steps,) + tuple(y.shape))
         if steps > 1 and x.stride(0) == 0 and getattr(self.backend, "static_once", False):
             # A backend that reads a static input once (the crossbar chip, as the inference
@@ -326,6 +373,17 @@ def freeze_batchnorm(model: nn.Module, frozen: bool = True) -> int:
     for mod in model.modules():
         if isinstance(mod, Synapse) and mod.bn is not None and mod.wq.enabled:
             mod.bn_frozen = frozen
+            count += 1
+    return count
+
+
+def one_conv_batchnorm(model: nn.Module, on: bool = True) -> int:
+    """Set :attr:`Synapse.bn_one_conv` on every quantized synapse with a batch norm of
+    ``model`` (the one-convolution training fold, an approximation); returns how many."""
+    count = 0
+    for mod in model.modules():
+        if isinstance(mod, Synapse) and mod.bn is not None and mod.wq.enabled:
+            mod.bn_one_conv = on
             count += 1
     return count
 

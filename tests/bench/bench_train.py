@@ -447,10 +447,18 @@ def _frozen_bn(model: nn.Module) -> nn.Module:
 
 FUSED, REF, FROZEN = ("W4/U4 (fused LIF)", "W4/U4 (per-step autograd LIF)",
                       "W4/U4 (fused LIF, BN frozen)")
+ONE = "W4/U4 (fused LIF, one-conv BN fold)"
 HW_SPEC = "rram_physical_32nm"
 HW_NONIDEAL = ("ir_drop", "programming", "read_noise")
 HW_SEED = 0
 HW = "W4/U4 hardware-aware (crossbar, " + "+".join(HW_NONIDEAL) + ")"
+
+
+def _one_conv_bn(model: nn.Module) -> nn.Module:
+    from codesign.snn.layers import one_conv_batchnorm
+
+    one_conv_batchnorm(model)
+    return model
 
 
 def _hardware_aware(model: nn.Module, calib: torch.Tensor) -> nn.Module:
@@ -487,6 +495,7 @@ def make_quant_contenders(calib: torch.Tensor | None = None
         FUSED: lambda: _checkpoint(STUDENT),
         REF: lambda: _use_reference_lif(_checkpoint(STUDENT)),
         FROZEN: lambda: _frozen_bn(_checkpoint(STUDENT)),
+        ONE: lambda: _one_conv_bn(_checkpoint(STUDENT)),
         **({} if calib is None else
            {HW: lambda: _hardware_aware(_checkpoint(STUDENT), calib)}),
     }
@@ -515,6 +524,31 @@ def check_quant_equivalence(batches: list) -> list[str]:
         f"- gradients of all {len(rel)} parameters with a nonzero gradient: max relative L2 "
         f"difference = {max(rel):.2e} (float32; the fused backward sums in another order)",
         *check_frozen_equivalence(xb),
+        *check_one_conv(xb),
+    ]
+
+
+def check_one_conv(xb: torch.Tensor) -> list[str]:
+    """One-conv BN fold (PyTorch ConvBn2d's approximate forward) vs the default two-conv
+    fold from the same checkpoint: train-mode logits (a different training function at 4
+    bits) and eval-mode logits (the deployed function: must be identical)."""
+    out = {}
+    for name in (FUSED, ONE):
+        model = make_quant_contenders()[name]()
+        with torch.no_grad():
+            ev = model.eval()(xb)
+            tr = model.train()(xb)
+        out[name] = (tr, ev)
+    (ta, ea), (tb, eb) = out[FUSED], out[ONE]
+    agree = float((ta.mean(0).argmax(-1) == tb.mean(0).argmax(-1)).double().mean())
+    rel = float((ta - tb).norm() / ta.norm())
+    return [
+        f"- one-conv BN fold vs default two-conv fold, float32, train mode: logits max |diff| = "
+        f"{float((ta - tb).abs().max()):.2e} (relative L2 {rel:.2e}; max |logit| "
+        f"{float(ta.abs().max()):.1f}), same predicted class for {100 * agree:.1f}% of the "
+        f"{len(xb)} images: a different training function",
+        f"- one-conv BN fold vs default, eval mode (deployed function): logits max |diff| = "
+        f"{float((ea - eb).abs().max()):.2e}, bit-identical: {torch.equal(ea, eb)}",
     ]
 
 
@@ -594,7 +628,8 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
         med = {k: statistics.median(v) for k, v in wall.items()}
         fused, ref = FUSED, REF
         for name, what in ((FUSED, "default, BN folded with batch statistics"),
-                           (FROZEN, "BN frozen, `--freeze-bn-after`: an approximation")):
+                           (FROZEN, "BN frozen, `--freeze-bn-after`: an approximation"),
+                           (ONE, "one-conv BN fold (`one_conv_batchnorm`): an approximation")):
             ratio = med["float"] / med[name]  # time ratio W4/U4 / float
             per_round = statistics.median(wall["float"][i] / wall[name][i]
                                           for i in range(len(wall[name])))
@@ -627,7 +662,7 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
                      f"torch.set_num_threads({nt})", "",
                      "Wall clock:", "", *quant_table(train["wall"]), "",
                      "Process CPU time:", "", *quant_table(train["cpu"]), ""]
-        for name in ("float", FUSED, FROZEN, HW):
+        for name in ("float", FUSED, FROZEN, ONE, HW):
             torch.manual_seed(0)
             prof = profile_step(make_quant_contenders(batches[0][0])[name](), batches,
                                 rows=12 if name == HW else 8)
@@ -668,7 +703,8 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
         "",
         *result,
         "",
-        "## Equivalence (fused quantized LIF vs per-step autograd reference; BN frozen)",
+        "## Equivalence (fused quantized LIF vs per-step autograd reference; BN frozen; "
+        "one-conv BN fold)",
         "",
         *eq_lines,
         "",
