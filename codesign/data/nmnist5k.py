@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from codesign.data.events import SaccadeParams, saccade_events
-from codesign.data.mnist5k import mnist5k_arrays, source_path
+from codesign.data.mnist5k import SOURCE, mnist5k_arrays
 from codesign.data.split import DataSplit, event_density, make_split
 
 
@@ -56,7 +56,7 @@ def load_nmnist5k(
         test_fraction=test_fraction,
         num_classes=10,
         meta={
-            "source": f"saccade DVS synthesis of {source_path()}",
+            "source": f"saccade DVS synthesis of {SOURCE}",
             "T": T,
             "params": params.as_dict(),
             "density": event_density(frames),
