@@ -212,3 +212,45 @@ def test_cli_bad_retrain_flags(teacher, tmp_path, flags, msg):
                                    "--out", str(tmp_path / "o")])
     err = res.stderr.strip().splitlines()
     assert res.exit_code == 2 and len(err) == 1 and msg in err[0], err
+
+
+# ---------------------------------------------------------------- cost agrees with codesign map
+
+
+@pytest.mark.parametrize("chips", [None, 2])
+def test_point_cost_equals_codesign_map_of_the_same_network(teacher, tmp_path, chips):
+    """A one-point sweep (W4U4) against ``codesign map`` of that network written as a checkpoint
+    (PTQ rebuilt here with the recipe), same samples, seed and spec: one costing mechanism, the
+    same energy, latency and area. With chips the sweep costs the simulated chips' spikes, as
+    ``codesign map --chips`` does (there ``--samples`` is both the accuracy samples and the
+    activity rows, so the sweep uses 16 of each)."""
+    from codesign.train.recipe import prepare_model
+
+    hw = {} if chips is None else {"nonideal": NONIDEAL, "chips": chips}
+    run = sweep_bits(teacher, RRAM, "digits", wbits=[4], ubits=[4], adc_bits=[None],
+                     samples=16, activity_samples=16, workers=1, progress=False, figures=False,
+                     out=tmp_path / "s", **hw)
+    row = run.results.iloc[0]
+    assert row["cost_activity" if chips else "accuracy_kind"] == \
+        ("simulated" if chips else "ideal_quantized")
+    data = load_dataset("digits", split_seed=0)
+    net = prepare_model(None, data, init=teacher, quant={"wbits": 4, "ubits": 4})
+    ck = tmp_path / "w4u4.pt"
+    save_checkpoint(ck, net, {"dataset": "digits", "split_seed": 0})
+    args = ["map", str(ck), "--hw", str(RRAM), "--data", "digits", "--samples", "16",
+            "--seed", "0", "--out", str(tmp_path / "map"), "--quiet"]
+    if chips:
+        args += ["--chips", str(chips), "--nonideal", NONIDEAL]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "map" / "summary.json").read_text())
+    for k in ("energy_pj", "latency_ns", "area_um2"):
+        assert row[k] == pytest.approx(float(s[k]), rel=1e-12), k
+    if chips:
+        assert s["inputs"]["activity"] == "simulated"
+        assert row["accuracy"] == pytest.approx(s["accuracy"]["hardware"]["mean"] / 100,
+                                                abs=1e-12)
+        assert row["energy_ideal_activity_pj"] == pytest.approx(
+            float(s["energy_ideal_activity_pj"]), rel=1e-12)
+        # and the chips' activity is not the ideal one here (else this test could not tell)
+        assert abs(row["energy_pj"] / row["energy_ideal_activity_pj"] - 1) > 1e-6

@@ -54,7 +54,8 @@ from codesign.errors import CodesignError
                    "the simulated chips with --nonideal) before scoring and costing it; the "
                    "loops' files go to OUT/retrain/<key>/.")
 @click.option("--teacher", type=click.Path(path_type=Path), default=None,
-              help="--retrain: teacher checkpoint (default: MODEL).")
+              help="--retrain: teacher checkpoint (default: a float MODEL itself, else the "
+                   "teacher recorded in MODEL's meta).")
 @click.option("--tolerance", "retrain_tolerance", type=float, default=1.0, show_default=True,
               help="--retrain: points below the teacher's selection accuracy that count as "
                    "recovered (the loop stops).")
@@ -129,8 +130,13 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
     if not math.isfinite(iso_tolerance):
         raise CodesignError(f"--iso-tolerance {iso_tolerance}: expected a finite number of "
                             "accuracy points")
-    quant = read_checkpoint(model)["spec"].get("quant") or {}
+    blob = read_checkpoint(model)
+    quant = blob["spec"].get("quant") or {}
     is_float = all(quant.get(k) is None for k in ("wbits", "ubits", "first_bits", "last_bits"))
+    if retrain and teacher is None and not is_float:  # a quantized MODEL: its recorded teacher
+        from codesign.loop import default_teacher
+
+        teacher = Path(default_teacher(blob["meta"], str(model)))
     iso = iso_tolerance if iso_tolerance >= 0 and is_float else None
 
     spec = load_hw(hw)  # refuse a bad spec (or non-ideality) before any work

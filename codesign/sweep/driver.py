@@ -94,7 +94,9 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
     ``retrain``: fine-tune every point through the closed loop (:func:`codesign.loop.close_loop`)
     with distillation from ``teacher`` (default: ``model`` itself, the network being quantized)
     before scoring and costing it; ``retrain_hardware`` (default: whether ``nonideal`` is given)
-    trains through the simulated chips. The loops' files are kept in ``out/retrain/<key>/``."""
+    trains through the simulated chips. The loops' files are kept in ``out/retrain/<key>/``,
+    written by the worker that runs the point: with a Dask cluster, ``out`` must be on a file
+    system the workers share (the plain sweep needs none: only the driver writes the store)."""
     out = Path(out)
     options: dict[str, Any] = {}
     if retrain:

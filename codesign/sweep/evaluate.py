@@ -29,9 +29,15 @@ Steps for a point (all on the CPU, one torch thread, deterministic):
    ``first_bits``/``last_bits``, every membrane ``ubits``), so the cost is that of the network
    whose accuracy was scored (forcing ``wbits`` on every layer would charge a W2 first conv
    that the scored network does not have).
-   The firing rate is spikes / (neurons x steps x samples) over every LIF layer. The activity
-   is the ideal quantized network's, also when accuracy is simulated on chips (the chips'
-   firing-rate drift is in the simulator's report, not fed into the cost).
+   The firing rate is spikes / (neurons x steps x samples) over every LIF layer. Without
+   ``nonideal`` the activity is the ideal quantized network's (``cost_activity =
+   "ideal_quantized"``). With ``nonideal`` the point is costed by the same call as
+   ``codesign map --chips``: :func:`codesign.mapflow.map_model` with ``hardware`` runs the
+   chips (the accuracy of step 2 is that run's) and charges *their* spikes, a uniform
+   reservoir of ``activity_samples`` (sample, chip) rows (:mod:`codesign.sim.record`;
+   ``cost_activity = "simulated"``, ``firing_rate`` the chips' rate,
+   ``energy_ideal_activity_pj`` the ideal network's activity on the same rows);
+   ``firing_rate_ideal`` is always the ideal quantized network's rate.
 
 The model and hardware files are re-hashed first: a worker that sees different bytes than the
 driver hashed refuses the point (:class:`CodesignError`) instead of storing a wrong result.
@@ -41,7 +47,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any
+from typing import Any, Optional
 
 from codesign.errors import CodesignError
 from codesign.sweep.point import SweepPoint, file_sha256_cached, npz_path
@@ -139,8 +145,11 @@ def _quant(point: SweepPoint) -> dict[str, Any]:
     return quant
 
 
-def score(net: Any, point: SweepPoint, data: Any) -> dict[str, Any]:
-    """Step 2 of the module docstring: the accuracy columns of ``net`` at ``point``."""
+def score(net: Any, point: SweepPoint, data: Any,
+          sim: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Step 2 of the module docstring: the accuracy columns of ``net`` at ``point``; ``sim``:
+    the result of :func:`codesign.sim.accuracy.simulate` already run for this network and
+    point (by :func:`codesign.mapflow.map_model`), else it is run here."""
     from codesign.sim.activity import select_samples
     from codesign.train.loop import predict_logits
 
@@ -156,11 +165,12 @@ def score(net: Any, point: SweepPoint, data: Any) -> dict[str, Any]:
                            "accuracy_ideal": correct / n, "accuracy_samples": n,
                            "correct": correct}
     if point.nonideal is not None:
-        from codesign.sim.accuracy import simulate
+        if sim is None:
+            from codesign.sim.accuracy import simulate
 
-        sim = simulate(net, point_spec(point), data.x_test, data.y_test, chips=point.chips,
-                       nonideal=point.nonideal, adc_bits=point.adc_bits, seed=point.seed,
-                       samples=point.samples)
+            sim = simulate(net, point_spec(point), data.x_test, data.y_test, chips=point.chips,
+                           nonideal=point.nonideal, adc_bits=point.adc_bits, seed=point.seed,
+                           samples=point.samples)
         hw = sim["hardware"]
         acc.update({"accuracy_kind": "hardware", "accuracy": hw["mean"] / 100,
                     "accuracy_ci_lo": hw["ci95"][0] / 100, "accuracy_ci_hi": hw["ci95"][1] / 100,
@@ -236,16 +246,33 @@ def _evaluate(point: SweepPoint) -> dict[str, Any]:
         net, summary = retrain(net, point, data)
         extra.update(summary, accuracy_before=before["accuracy"],
                      accuracy_ideal_before=before["accuracy_ideal"])
-    acc = score(net, point, data)
-    n, correct = acc.pop("accuracy_samples"), acc.pop("correct")
-
     activity = measure_activity(net, data.x_test, max_samples=point.activity_samples,
                                 seed=point.seed)
-    spikes = [a for name, a in activity.items() if activity.meta["kinds"].get(name) == SPIKES]
-    n_spikes = float(sum(int(np.count_nonzero(a)) for a in spikes))
-    n_sites = float(sum(a.size for a in spikes))
-    result = map_model(net, point_spec(point), activity=activity, mapping=point.mapping,
-                       adc_bits=point.adc_bits)
+    spikes = {k: a for k, a in activity.items() if activity.meta["kinds"].get(k) == SPIKES}
+    n_sites = float(sum(a.size for a in spikes.values()))
+    rate_ideal = (float(sum(int(np.count_nonzero(a)) for a in spikes.values())) / n_sites
+                  if n_sites else float("nan"))
+    sim = None
+    if point.nonideal is None:
+        result = map_model(net, point_spec(point), activity=activity, mapping=point.mapping,
+                           adc_bits=point.adc_bits)
+        rate, cost_activity = rate_ideal, "ideal_quantized"
+        act_n = int(activity.meta.get("samples", point.activity_samples))
+    else:  # one mechanism with `codesign map --chips`: simulate, cost the chips' spikes
+        result = map_model(net, point_spec(point), data=data, samples=point.activity_samples,
+                           seed=point.seed, mapping=point.mapping, adc_bits=point.adc_bits,
+                           hardware={"chips": point.chips, "nonideal": point.nonideal,
+                                     "samples": point.samples})
+        sim = result.summary["accuracy"]
+        hw_rates = {r["layer"]: r["hardware_rate"] for r in sim.get("firing_rate") or []}
+        rate = (sum(hw_rates[k] * a.size for k, a in spikes.items()) / n_sites
+                if n_sites and set(spikes) <= set(hw_rates) else float("nan"))
+        cost_activity = "simulated"
+        act_n = int(result.summary["inputs"]["samples"])  # (sample, chip) rows kept
+        extra.update(energy_ideal_activity_pj=float(result.summary["energy_ideal_activity_pj"]),
+                     energy_change=result.summary.get("energy_change"))
+    acc = score(net, point, data, sim=sim)
+    n, correct = acc.pop("accuracy_samples"), acc.pop("correct")
     s = result.summary
     adc_used = result.layers["adc_bits"].dropna()
     syns = [syn for _, syn in net.synapses()]
@@ -264,8 +291,10 @@ def _evaluate(point: SweepPoint) -> dict[str, Any]:
         "edap_pj_ns_mm2": float(s["edap_pj_ns_mm2"]),
         "tops_per_w": float(s["tops_per_w"]),
         "tops_per_mm2": float(s["tops_per_mm2"]),
-        "firing_rate": n_spikes / n_sites if n_sites else float("nan"),
-        "activity_samples": int(activity.meta.get("samples", point.activity_samples)),
+        "firing_rate": rate,
+        "firing_rate_ideal": rate_ideal,
+        "cost_activity": cost_activity,
+        "activity_samples": act_n,
         "crossbars": int(s["crossbars"]),
         "spec_name": s.get("spec_name"),
         "notes": list(s.get("notes", [])),

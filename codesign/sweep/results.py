@@ -46,6 +46,10 @@ the point's accuracy (same kind, samples and chips as ``accuracy``) before the c
 ``retrain_heldout_*`` the loop's own held-out hardware accuracy of the original and the kept
 network (fractions), ``retrain_dir`` the loop's folder relative to the sweep folder. A sweep
 without ``--retrain`` keeps the columns above only, as before."""
+SIM_COST_COLUMNS = ["cost_activity", "firing_rate_ideal", "energy_ideal_activity_pj"]
+"""Added (before ``key``) when any point was costed from simulated chips' spikes
+(``--nonideal``): ``energy_pj`` and ``firing_rate`` are then the chips', these the ideal
+quantized network's on the same rows."""
 FRONTS = {"edap": ("edap_pj_ns_mm2", "EDAP (pJ ns mm$^2$)"),
           "energy": ("energy_pj", "energy per inference (pJ)"),
           "area": ("area_um2", "area (um$^2$)")}
@@ -66,10 +70,11 @@ def results_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                      "activity_samples": p["activity_samples"], "seed": p["seed"],
                      "split_seed": p["split_seed"], "key": rec["key"]})
     retrained = any(bool(rec["result"].get("retrained")) for rec in records)
-    columns = COLUMNS[:-1] + RETRAIN_COLUMNS + COLUMNS[-1:] if retrained else COLUMNS
-    if retrained:
-        for row, rec in zip(rows, records, strict=True):
-            row.update({k: rec["result"].get(k) for k in RETRAIN_COLUMNS})
+    simcost = any(rec["result"].get("cost_activity") == "simulated" for rec in records)
+    added = (RETRAIN_COLUMNS if retrained else []) + (SIM_COST_COLUMNS if simcost else [])
+    columns = COLUMNS[:-1] + added + COLUMNS[-1:]
+    for row, rec in zip(rows, records, strict=True):
+        row.update({k: rec["result"].get(k) for k in added})
     df = pd.DataFrame(rows, columns=[c for c in columns if not c.startswith("pareto_")])
     if df.empty:
         for name in FRONTS:
