@@ -64,7 +64,18 @@ def energy_pj(bits: float, node_nm: float, rate_hz: float) -> float:
 
 
 def area_um2(bits: float, node_nm: float, rate_hz: float) -> float:
-    """Area of one ADC (um2) from the survey area regression."""
+    """Area of one ADC (um2) from the survey area regression.
+
+    ``rate_hz`` is the rate the ADC is *designed* for, not the sample rate a SAR reaches by
+    converting fewer bits: :func:`codesign.hw.components.adc_model` passes the rate of the
+    spec's reference ADC (``1 / latency`` at ``ref_bits``) for every ``bits``. Why: a SAR
+    converts one bit per comparator cycle, so at ``b`` bits on the same clock its sample rate
+    is ``~1 / b``; fed that rate, the regression's ``f^0.18`` term (fast *designs* in the survey
+    are large) outgrew the ``E^0.30`` term where the energy is near its floor (1-6 bits), and a
+    4-bit SAR cost more area than a 6-bit one (5873 vs 5724 um2 at 32 nm, 1-bit 7430 um2),
+    although the same comparator and clock with a smaller capacitive DAC are smaller. At the
+    design rate the area grows with bits through the energy alone (tests/test_sim_energy_adc.py,
+    ``test_adc_area_grows_with_bits``)."""
     e = energy_pj(bits, node_nm, rate_hz)
     return math.exp(AREA_LOG_K) * node_nm**AREA_NODE_EXP * rate_hz**AREA_FREQ_EXP \
         * e**AREA_ENERGY_EXP

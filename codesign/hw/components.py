@@ -276,7 +276,8 @@ def adc_model(adc: ADC, node_nm: float, bits: int | None = None) -> ADCModel:
 
     Latency ``t(b) = latency * law(b) / law(ref_bits)`` (:func:`adc_latency_law`, tech-scaled as
     a delay); sample rate ``f = 1 / t(b)``; energy and area from :mod:`.adc_law` at
-    ``(b, node, f)``, anchored at ``(ref_bits, ref_node, 1 / latency)`` when the spec quotes a
+    ``(b, node, f)`` (area at the bits-independent design rate, see :func:`.adc_law.area_um2`),
+    anchored at ``(ref_bits, ref_node, 1 / latency)`` when the spec quotes a
     measured ``energy`` / ``area``. Leakage ~ ``b / ref_bits`` (PUMA: ADC leakage linear in
     bits), tech-scaled with the area factor (static current ~ transistor width).
     """
@@ -291,7 +292,9 @@ def adc_model(adc: ADC, node_nm: float, bits: int | None = None) -> ADCModel:
     energy = adc_law.energy_pj(b, node_nm, f_hz)
     if adc.energy_pj is not None:
         energy *= adc.energy_pj / adc_law.energy_pj(ref_b, ref, f_ref_hz)
-    area = adc_law.area_um2(b, node_nm, f_hz)
+    # area at the design's rate (the ref-bits ADC at this node), not f(b): adc_law.area_um2
+    f_design_hz = 1e9 / _scale("delay", lat_ref, ref, node_nm)
+    area = adc_law.area_um2(b, node_nm, f_design_hz)
     if adc.area_um2 is not None:
         area *= adc.area_um2 / adc_law.area_um2(ref_b, ref, f_ref_hz)
     return ADCModel(
