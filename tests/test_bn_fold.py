@@ -254,3 +254,33 @@ def test_one_conv_fold_is_the_default_without_quantization_error(digits) -> None
     bound = 3 * 4.5 * 1e-3 * float(ratio.max())
     assert 0 < float((one - bn_out).abs().max()) <= bound
     assert bound < 0.1  # not vacuous: the outputs are O(1)
+
+
+def test_one_conv_fold_gradients_match_autograd_of_the_hand_formula(digits) -> None:
+    """Gradients (input, weight, bias, gamma, beta) of the one-conv fold equal autograd
+    through the textbook form ``BN_train(F.conv2d(x, STE(Q(W f))) / f + b)`` (float64)."""
+    x = _images(digits, 24).clone().requires_grad_(True)
+    syn = _synapse().train()
+    one_conv_batchnorm(syn)
+    g = torch.randn((24, 6, 8, 8), dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(1))
+    params = [syn.op.weight, syn.op.bias, syn.bn.weight, syn.bn.bias]
+    got = torch.autograd.grad((syn.forward_folded(x) * g).sum(), [x, *params],
+                              allow_unused=True)
+    # the conv bias cancels in batch normalisation: no graph to it, a zero gradient
+    got = tuple(torch.zeros_like(p) if a is None else a for a, p in zip(got, [x, *params],
+                                                                        strict=True))
+    ref = _synapse().train()
+    bn = ref.bn
+    f = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    s = float(ref.wq.scale.detach().abs())
+    c = torch.clamp(ref.op.weight * f[:, None, None, None] / s, -Q, Q)
+    w_q = (c + (torch.round(c) - c).detach()) * s
+    z = F.conv2d(x, w_q, None, padding=1) / f[None, :, None, None] \
+        + ref.op.bias[None, :, None, None]
+    y = F.batch_norm(z, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+    rparams = [ref.op.weight, ref.op.bias, bn.weight, bn.bias]
+    want = torch.autograd.grad((y * g).sum(), [x, *rparams])
+    for a, b in zip(got, want, strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)
+    assert float(want[2].abs().max()) < 1e-9 and float(want[1].abs().max()) > 1e-3
