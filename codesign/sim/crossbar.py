@@ -139,10 +139,11 @@ class CrossbarLayer:
         self.count_clipped = False
         """Count conversions at full scale (one more pass over the column currents)."""
 
-    # -- programming one chip
+    # -- programming
 
-    def program(self, models: Models, gen: Optional[torch.Generator]) -> None:
-        """Write the codes into a fresh chip: ``g`` ``(nb, rb, ncols)`` in units of ``dG``."""
+    def _program_one(self, models: Models, gen: Optional[torch.Generator]) -> torch.Tensor:
+        """One fresh chip: conductances ``(nb, rb, ncols)`` in units of ``dG`` (the draws of
+        ``gen``: programming variation, then stuck-at cells, each one per cell)."""
         geom = self.geom
         R, C = geom.rows, geom.cols
         g = torch.full((self.nb * R, self.cb * C), geom.g_off, dtype=torch.float32)
@@ -159,8 +160,21 @@ class CrossbarLayer:
             tiles = g.reshape(self.nb, R, self.cb, C).permute(0, 2, 1, 3)
             g = models.ir_drop.apply(tiles).permute(0, 2, 1, 3).reshape(self.nb * R, -1)
         g = g[:, : self.ncols].reshape(self.nb, R, self.ncols)
-        self.g = g[:, : self.rb].contiguous()
-        self.read_noise = models.read_noise
+        return g[:, : self.rb].contiguous()
+
+    def program(self, models: Models, gen: Optional[torch.Generator]) -> None:
+        """Write the codes into one fresh chip (``chips = 1``)."""
+        self.set_chips([self._program_one(models, gen)], models.read_noise)
+
+    def set_chips(self, gs: list[torch.Tensor], read_noise: Optional[ReadNoise]) -> None:
+        """Hold the programmed chips ``gs`` (each ``(nb, rb, ncols)``): ``g`` is
+        ``(chips, nb, rb, ncols)``, read as one folded batch (:meth:`read`)."""
+        self.g = torch.stack(gs)
+        self.read_noise = read_noise
+
+    @property
+    def chips(self) -> int:
+        return 0 if self.g is None else int(self.g.shape[0])
 
     def calibrate(self, full_scale: torch.Tensor) -> None:
         """Set the ADC full scale per row block (``calibrated`` range)."""
@@ -170,95 +184,228 @@ class CrossbarLayer:
 
     def rows_of(self, x: torch.Tensor) -> torch.Tensor:
         """Input ``(N, ...)`` -> row drives ``(N, L, K)``."""
-        if self.conv is not None:
-            cols = F.unfold(x, self.conv["kernel"], padding=self.conv["padding"],
-                            stride=self.conv["stride"])  # (N, K, L)
-            return cols.transpose(1, 2)
-        return x.reshape(x.shape[0], 1, -1)
+        return self._patches(x).reshape(x.shape[0], -1, self.k)
 
-    def read(self, drive: torch.Tensor, denom: int, gen: Optional[torch.Generator],
-             *, bypass_adc: bool = False) -> torch.Tensor:
-        """One read of every row block with row drives ``drive`` ``(N, L, K)`` (in units of
-        ``v_read``; ``denom`` = 1 for binary planes, ``2^bits - 1`` through a DAC). Returns the
-        digital slice-combined column sums ``(N, L, Cout)`` in units of ``1 / denom``."""
-        assert self.g is not None, "program() the layer first"
-        N, L, K = drive.shape
-        if self.nb > 1:
-            pad = self.nb * self.rb - K
-            if pad:
-                drive = F.pad(drive, (0, pad))
-        blocks = drive.reshape(N, L, self.nb, self.rb)
-        n_active = blocks.sum(-1).transpose(1, 2).unsqueeze(-1)  # (N, nb, L, 1)
-        if self.nb == 1:
-            current = torch.matmul(drive, self.g[0]).unsqueeze(1)  # (N, 1, L, ncols)
-        else:
-            current = torch.matmul(blocks.transpose(1, 2), self.g)  # (N, nb, L, ncols)
-        if self.read_noise is not None:
-            assert gen is not None
-            drive_sq = n_active if denom == 1 else \
-                (blocks * blocks).sum(-1).transpose(1, 2).unsqueeze(-1)
-            current = self.read_noise.apply(current, drive_sq, gen)
-        st = self.stats
-        st.reads += N * L * self.nb
-        st.zero_reads += int(torch.count_nonzero(n_active == 0))
-        st.active_rows += int(n_active.sum().round()) if denom == 1 else 0
-        if bypass_adc:
-            peak = current.amax(dim=(0, 2, 3))
-            self.max_current = peak if self.max_current is None else \
-                torch.maximum(self.max_current, peak)
-        else:
-            current = self.adc.convert(current, self.full_scale)
-            st.conversions += current.numel()
+    def _patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Input ``(N, ...)`` -> row drives ``(N L, K)`` (contiguous, ``x``'s dtype): ``im2col``
+        in ``unfold`` order (``K = (Cin, kh, kw)``), built from ``kh kw`` shifted views of the
+        channels-last padded input (one copy; ``F.unfold`` is several times slower on CPU)."""
+        if self.conv is None:
+            return x.reshape(x.shape[0], -1)
+        (kh, kw), (sh, sw), (ph, pw) = self.conv["kernel"], self.conv["stride"], \
+            self.conv["padding"]
+        h, w = self.conv["out_hw"]
+        n, cin = x.shape[0], x.shape[1]
+        xc = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1).contiguous()  # (N, H, W, C)
+        views = [xc[:, i:i + sh * (h - 1) + 1:sh, j:j + sw * (w - 1) + 1:sw, :]
+                 for i in range(kh) for j in range(kw)]
+        return torch.stack(views, dim=-1).reshape(n * h * w, cin * kh * kw)
+
+    def _block_counts(self, x: torch.Tensor) -> torch.Tensor:
+        """Active rows ``(N L, nb)`` per read and row block of binary input ``x`` ``(N, ...)``
+        (float32, exact integers): a convolution with a 0/1 kernel per block."""
+        if self.conv is None:
+            flat = x.reshape(x.shape[0], -1).to(torch.float32)
+            if self.nb > 1:
+                flat = F.pad(flat, (0, self.nb * self.rb - self.k))
+            return flat.reshape(x.shape[0], self.nb, self.rb).sum(-1)
+        if getattr(self, "_mask", None) is None:
+            mask = torch.zeros(self.nb, self.k)
+            for blk in range(self.nb):
+                mask[blk, blk * self.rb:(blk + 1) * self.rb] = 1.0
+            self._mask = mask.reshape((self.nb, x.shape[1]) + tuple(self.conv["kernel"]))
+        cnt = F.conv2d(x.to(torch.float32), self._mask, stride=self.conv["stride"],
+                       padding=self.conv["padding"])  # (N, nb, H', W')
+        return cnt.permute(0, 2, 3, 1).reshape(-1, self.nb)
+
+    def _digital(self, current: torch.Tensor, n_act: torch.Tensor, fs: torch.Tensor,
+                 denom: int, bypass_adc: bool) -> tuple[torch.Tensor, int]:
+        """ADC and digital back end of column currents ``current`` ``(M, ncols)`` (in place) of
+        reads with ``n_act`` ``(M, 1)`` summed drive and full scale ``fs`` ``(M, 1)``: slice
+        sums ``(M, Cout)`` in units of ``1 / denom`` and the conversions at full scale."""
+        clipped = 0
+        if not bypass_adc:
+            current = self.adc.convert(current, fs)
             if self.count_clipped:
-                st.clipped += int(torch.count_nonzero(current >= self.full_scale * (1 - 1e-6)))
+                clipped = int(torch.count_nonzero(current >= fs * (1 - 1e-6)))
         # digital: remove g_off of the active rows, round to the slice grid (1/denom)
-        current.sub_(n_active * self.geom.g_off)
+        current.sub_(n_act * self.geom.g_off)
         if denom != 1:
             current.mul_(denom)
         current.round_()
-        # shift-add the slices (and the pair) and accumulate the row blocks in one contraction
-        y = torch.matmul(current.reshape(N, self.nb, L, self.cout, self.cpw), self.digital)
-        if self.nb > 1:
-            y = y.sum(1)
-        else:
-            y = y.squeeze(1)
+        # shift-add the slices (and the pair)
+        y = torch.matmul(current.reshape(-1, self.cout, self.cpw), self.digital)
+        return y, clipped
+
+    def _idle(self, denom: int, bypass_adc: bool
+              ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
+        """Digital value ``(nb, Cout)`` of an all-inactive read per block (zero current, no
+        noise) and its conversions at full scale ``(nb,)``; ``None`` when it is 0 and unclipped
+        (differential columns, no ADC offset)."""
+        fs = self.full_scale.reshape(self.nb, 1)
+        zero = torch.zeros((self.nb, self.ncols), dtype=torch.float32)
+        clip = torch.zeros(self.nb)
+        if not bypass_adc:
+            zero = self.adc.convert(zero, fs)
+            if self.count_clipped:
+                clip = (zero >= fs * (1 - 1e-6)).sum(1).to(torch.float32)
+        y, _ = self._digital(zero, torch.zeros((self.nb, 1)), fs, denom, True)
+        if not bool(y.any()) and not bool(clip.any()):
+            return None, clip
+        return y, clip
+
+    def read(self, rows: torch.Tensor, n_act: torch.Tensor, drive_sq: torch.Tensor, denom: int,
+             gens: list[Optional[torch.Generator]], *, bypass_adc: bool = False) -> torch.Tensor:
+        """One read of every row block of every chip.
+
+        ``rows``: row drives (in units of ``v_read``) ``(D, M, K)`` for ``M`` reads, ``D`` =
+        chips, or ``D = 1`` read by every chip (``denom`` = 1 for binary planes, ``2^bits - 1``
+        through a DAC; any dtype, binary drives may be ``uint8``); ``n_act`` ``(D, M, nb)``:
+        the summed drive of each read and block; ``drive_sq`` the same of ``x^2``; ``gens[c]``:
+        chip ``c``'s read noise. Returns the digital slice-combined column sums ``(chips, M,
+        Cout)`` in units of ``1 / denom``.
+
+        A read whose rows are all inactive (``gate_zero_reads``) carries no current and no
+        noise (its noise scales with the drive), so its digital value is the same constant for
+        every such read of a block (0 for differential columns without ADC offset): only the
+        active reads go through the matmul, the read noise, the ADC and the back end, gathered
+        block by block. Read noise: one ``randn((active reads, ncols))`` per call and chip from
+        ``gens[c]``, rows in (block, read) order."""
+        assert self.g is not None, "program() the layer first"
+        chips = self.chips
+        D, M, K = rows.shape
+        shared = D == 1
+        if not shared and D != chips:
+            raise ValueError(f"{self.name}: drive for {D} chips, {chips} programmed")
+        fs_b = self.full_scale.reshape(self.nb)
+        out = torch.zeros((chips, M, self.cout), dtype=torch.float32)
+        st = self.stats
+        st.reads += chips * M * self.nb
+        st.conversions += chips * M * self.nb * self.ncols if not bypass_adc else 0
+        idle_y, idle_clip = self._idle(denom, bypass_adc)
+        plan = None
+        for c in range(chips):
+            d = 0 if shared else c
+            if plan is None or not shared:
+                active = (n_act[d] != 0).t()  # (nb, M)
+                bi, mi = torch.nonzero(active, as_tuple=True)  # block-major
+                per_block = active.sum(1).tolist()
+                sel = []
+                for blk, mi_b in enumerate(torch.split(mi, per_block)):
+                    part = rows[d, :, blk * self.rb:(blk + 1) * self.rb].index_select(0, mi_b)
+                    part = part.to(torch.float32)
+                    if part.shape[1] < self.rb:
+                        part = F.pad(part, (0, self.rb - part.shape[1]))
+                    sel.append(part)
+                na = n_act[d][mi, bi].unsqueeze(1)
+                dsq = na if denom == 1 else drive_sq[d][mi, bi].unsqueeze(1)
+                fs = fs_b[bi].unsqueeze(1)
+                zero = M * self.nb - int(mi.numel())
+                plan = (bi, mi, per_block, sel, na, dsq, fs, zero)
+            bi, mi, per_block, sel, na, dsq, fs, zero = plan
+            st.zero_reads += zero
+            st.active_rows += int(na.sum().round()) if denom == 1 else 0
+            current = torch.empty((int(mi.numel()), self.ncols), dtype=torch.float32)
+            o = 0
+            for blk, nrow in enumerate(per_block):
+                if nrow:
+                    torch.mm(sel[blk], self.g[c, blk], out=current[o:o + nrow])
+                o += nrow
+            if self.read_noise is not None and current.numel():
+                g = gens[c]
+                assert g is not None
+                self.read_noise.add_(current, dsq, g)
+            if bypass_adc:
+                peak = torch.zeros(self.nb)
+                o = 0
+                for blk, nrow in enumerate(per_block):
+                    if nrow:
+                        peak[blk] = torch.clamp(current[o:o + nrow].max(), min=0.0)
+                    o += nrow
+                self.max_current = peak if self.max_current is None else \
+                    torch.maximum(self.max_current, peak)
+            y, clipped = self._digital(current, na, fs, denom, bypass_adc)
+            st.clipped += clipped
+            if self.nb == 1:
+                out[c].index_copy_(0, mi, y)
+            else:
+                buf = torch.zeros((self.nb * M, self.cout), dtype=torch.float32)
+                buf.index_copy_(0, bi * M + mi, y)
+                torch.sum(buf.reshape(self.nb, M, self.cout), dim=0, out=out[c])
+            if zero and idle_y is not None:
+                idle = (n_act[d] == 0).to(torch.float32)  # (M, nb)
+                out[c] += idle @ idle_y
+                st.clipped += int(idle.sum(0) @ idle_clip)
         if self.offset:
-            y.sub_(self.offset * n_active.sum(1) * (denom if denom != 1 else 1))
-        return y
+            out.sub_(self.offset * n_act.sum(-1, keepdim=True) * (denom if denom != 1 else 1))
+        return out
 
-    def forward_int(self, x: torch.Tensor, *, input_bits: Optional[int], scheme: str,
-                    gen: Optional[torch.Generator], bypass_adc: bool = False
-                    ) -> tuple[torch.Tensor, int]:
-        """Integer product of the layer for input ``x`` ``(N, ...)``.
+    def _read_input(self, x: torch.Tensor, shared: bool, denom: int, binary: bool,
+                    gens: list[Optional[torch.Generator]], bypass_adc: bool) -> torch.Tensor:
+        """:meth:`read` of input ``x`` ``(D B, ...)`` (``D`` = 1 if ``shared`` else chips) ->
+        ``(chips, B L, Cout)``."""
+        D = 1 if shared else self.chips
+        if binary:
+            n_act = self._block_counts(x)
+            rows = self._patches(x.to(torch.uint8))
+            dsq = n_act
+        else:
+            rows = self._patches(x)
+            flat = rows
+            if self.nb > 1:
+                flat = F.pad(rows, (0, self.nb * self.rb - self.k))
+            blocks = flat.reshape(flat.shape[0], self.nb, self.rb)
+            n_act = blocks.sum(-1)
+            dsq = (blocks * blocks).sum(-1)
+        M = rows.shape[0] // D
+        return self.read(rows.reshape(D, M, -1), n_act.reshape(D, M, self.nb),
+                         dsq.reshape(D, M, self.nb), denom, gens, bypass_adc=bypass_adc)
 
+    def forward_chips(self, x: torch.Tensor, *, shared: bool, input_bits: Optional[int],
+                      scheme: str, gens: list[Optional[torch.Generator]],
+                      bypass_adc: bool = False) -> tuple[torch.Tensor, int]:
+        """Integer product of the layer on every programmed chip, chips folded into the batch.
+
+        ``x``: ``(B, ...)`` read by every chip (``shared``, e.g. the first layer's input) or
+        ``(chips * B, ...)`` chip-major (row ``c B + b`` is sample ``b`` on chip ``c``).
         Binary ``x`` (spikes): one read. Analog ``x`` in [0, 1] (``input_bits`` given): the codes
         ``round(x (2^bits - 1))`` bit-serially (``scheme='bit_serial'``, shift-added planes) or
         through the DAC (``'dac'``). Returns ``(y, denom)`` with the product ``y / denom`` in
         units of the input (``denom = 2^bits - 1`` for analog inputs, 1 for spikes), ``y`` as
-        ``(N, Cout, H', W')`` or ``(N, Cout)``.
+        ``(chips * B, Cout, H', W')`` or ``(chips * B, Cout)``, chip-major.
         """
-        rows = self.rows_of(x)
+        chips = self.chips
         if input_bits is None:
-            y, denom = self.read(rows, 1, gen, bypass_adc=bypass_adc), 1
+            y, denom = self._read_input(x, shared, 1, True, gens, bypass_adc), 1
         else:
             denom = 2 ** input_bits - 1
-            q = torch.round(torch.clamp(rows, 0.0, 1.0) * denom)
+            q = torch.round(torch.clamp(x, 0.0, 1.0) * denom)
             if scheme == "dac":
-                y = self.read(q / denom, denom, gen, bypass_adc=bypass_adc)
+                y = self._read_input(q / denom, shared, denom, False, gens, bypass_adc)
             elif scheme == "bit_serial":
                 qi = q.to(torch.int32)
                 y = None
                 for b in range(input_bits):
                     plane = ((qi >> b) & 1).to(torch.float32)
-                    yb = self.read(plane, 1, gen, bypass_adc=bypass_adc)
+                    yb = self._read_input(plane, shared, 1, True, gens, bypass_adc)
                     y = yb if y is None else y.add_(yb, alpha=2 ** b)
                 assert y is not None
             else:
                 raise CodesignError(f"input.first_layer {scheme!r}: expected dac or bit_serial")
-        N = x.shape[0]
+        n = x.shape[0] * chips // (1 if shared else chips)
         if self.conv is not None:
             h, w = self.conv["out_hw"]
-            y = y.transpose(1, 2).reshape(N, self.cout, h, w)
+            y = y.reshape(n, h * w, self.cout).transpose(1, 2).reshape(n, self.cout, h, w)
         else:
-            y = y.reshape(N, self.cout)
+            y = y.reshape(n, self.cout)
         return y, denom
+
+    def forward_int(self, x: torch.Tensor, *, input_bits: Optional[int], scheme: str,
+                    gen: Optional[torch.Generator], bypass_adc: bool = False
+                    ) -> tuple[torch.Tensor, int]:
+        """Integer product of the layer on its one programmed chip for input ``x`` ``(N, ...)``
+        (:meth:`forward_chips` with ``chips = 1``): ``(y, denom)``, ``y`` ``(N, Cout, ...)``."""
+        if self.chips != 1:
+            raise ValueError(f"{self.name}: forward_int reads one chip, {self.chips} programmed")
+        return self.forward_chips(x, shared=True, input_bits=input_bits, scheme=scheme,
+                                  gens=[gen], bypass_adc=bypass_adc)

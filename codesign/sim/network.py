@@ -116,7 +116,9 @@ class HardwareNet:
     spikes: dict[str, list[torch.Tensor]] = field(default_factory=dict)
     """Recorded spikes per neuron layer (``record=True``), one ``(T, B, ...)`` per batch."""
     counts: dict[str, list[float]] = field(default_factory=dict)
-    """``[spikes, neuron-steps]`` per neuron layer (``count=True``)."""
+    """``[spikes, neuron-steps]`` per neuron layer (``count=True``), all chips."""
+    chip_counts: dict[str, list[list[float]]] = field(default_factory=dict)
+    """``[spikes, neuron-steps]`` per neuron layer and chip (``count=True``)."""
 
     def layers(self) -> Iterator[tuple[str, Any]]:
         yield from self.model.layers.items()
@@ -213,15 +215,48 @@ def chip_seeds(seed: int, chips: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint64)[0] % (2 ** 63)) for c in ss.spawn(chips)]
 
 
+def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
+                  ) -> list[Optional[torch.Generator]]:
+    """Program every layer of ``len(chip_seeds)`` chip instances at once (read as one batch by
+    :func:`forward`); returns each chip's generator (its read noise). Chip ``c`` draws from
+    ``torch.Generator().manual_seed(chip_seeds[c])`` layer by layer in forward order, exactly
+    the draws of :func:`program_chip` with that seed."""
+    models = build_models(net.spec, net.names)
+    gens: list[Optional[torch.Generator]] = []
+    per_layer: dict[str, list[torch.Tensor]] = {name: [] for name in net.synapses}
+    for chip_seed in chip_seeds:
+        gen = None if chip_seed is None else torch.Generator().manual_seed(int(chip_seed))
+        for name, info in net.synapses.items():
+            per_layer[name].append(info.xbar._program_one(models, gen))
+        gens.append(gen)
+    for name, info in net.synapses.items():
+        info.xbar.set_chips(per_layer[name], models.read_noise)
+    return gens
+
+
 def program_chip(net: HardwareNet, chip_seed: Optional[int]) -> Optional[torch.Generator]:
     """Program every layer of one chip instance; returns the chip's generator (read noise)."""
-    models = build_models(net.spec, net.names)
-    gen = None
-    if chip_seed is not None:
-        gen = torch.Generator().manual_seed(int(chip_seed))
-    for info in net.synapses.values():
-        info.xbar.program(models, gen)
-    return gen
+    return program_chips(net, [chip_seed])[0]
+
+
+def chips_of(net: HardwareNet) -> int:
+    """Chips programmed on ``net``."""
+    return next(iter(net.synapses.values())).xbar.chips
+
+
+def _chip_major(h: torch.Tensor, chips: int) -> torch.Tensor:
+    """``(T, chips * B, ...)`` (step-major) -> ``(chips * T * B, ...)`` rows, chip-major."""
+    if chips == 1:
+        return h.flatten(0, 1)
+    t = h.shape[0]
+    return h.reshape((t, chips, -1) + tuple(h.shape[2:])).transpose(0, 1).flatten(0, 2)
+
+
+def _step_major(y: torch.Tensor, chips: int, steps: int) -> torch.Tensor:
+    """Inverse of :func:`_chip_major`: ``(chips * T * B, ...)`` -> ``(T * chips * B, ...)``."""
+    if chips == 1:
+        return y
+    return y.reshape((chips, steps, -1) + tuple(y.shape[1:])).transpose(0, 1).flatten(0, 2)
 
 
 def _round_half_even_div(num: torch.Tensor, den: float) -> torch.Tensor:
@@ -284,12 +319,21 @@ def lif_int(lif: LIF, y: torch.Tensor, denom: int, bias_int: Optional[torch.Tens
 
 
 @torch.no_grad()
-def forward(net: HardwareNet, x: torch.Tensor, gen: Optional[torch.Generator], *,
+def forward(net: HardwareNet, x: torch.Tensor,
+            gen: Optional[torch.Generator] | list[Optional[torch.Generator]], *,
             record: bool = False, count: bool = False, bypass_adc: bool = False
             ) -> torch.Tensor:
-    """Logits ``(T, B, K)`` of one programmed chip on the batch ``x``."""
+    """Logits ``(T, chips * B, K)`` of the programmed chips on the batch ``x`` ``(B, ...)``.
+
+    ``gen``: the chips' generators (:func:`program_chips`; one generator for one chip). The
+    chips are folded into the batch, chip-major: row ``c B + b`` is sample ``b`` on chip ``c``.
+    The first layer's input is the same for every chip and read by all of them at once."""
     model = net.model
     steps = model.T
+    gens = list(gen) if isinstance(gen, (list, tuple)) else [gen]
+    chips = chips_of(net)
+    if len(gens) != chips:
+        raise ValueError(f"forward: {len(gens)} generators for {chips} programmed chips")
     h = encode(x, model.encoding, steps)  # (T, B, ...)
     static = steps > 1 and h.stride(0) == 0
     analog = not bool(((h == 0) | (h == 1)).all())
@@ -298,24 +342,43 @@ def forward(net: HardwareNet, x: torch.Tensor, gen: Optional[torch.Generator], *
     for name, layer in model.layers.items():
         if isinstance(layer, Synapse):
             info = net.synapses[name]
-            src = h[0] if static else h.flatten(0, 1)
             bits = net.spec.input.bits if (first and analog) else None
-            y, denom = info.xbar.forward_int(src, input_bits=bits,
-                                             scheme=net.spec.input.first_layer, gen=gen,
-                                             bypass_adc=bypass_adc)
+            scheme = net.spec.input.first_layer
+            if chips == 1:  # one chip: the layer's own single-chip entry point
+                y, denom = info.xbar.forward_int(h[0] if static else h.flatten(0, 1),
+                                                 input_bits=bits, scheme=scheme, gen=gens[0],
+                                                 bypass_adc=bypass_adc)
+            elif first:  # (T, B, ...): the same input on every chip
+                src = h[0] if static else h.flatten(0, 1)
+                y, denom = info.xbar.forward_chips(src, shared=True, input_bits=bits,
+                                                   scheme=scheme, gens=gens,
+                                                   bypass_adc=bypass_adc)
+                if not static:
+                    y = _step_major(y, chips, steps)
+            else:  # (T, chips * B, ...)
+                y, denom = info.xbar.forward_chips(_chip_major(h, chips), shared=False,
+                                                   input_bits=bits, scheme=scheme, gens=gens,
+                                                   bypass_adc=bypass_adc)
+                y = _step_major(y, chips, steps)
             pending = (y, denom, info, static)
             first = False
             static = False
         elif isinstance(layer, LIF):
             assert pending is not None
             y, denom, info, was_static = pending
+            # h: this LIF layer's spikes (T, chips * B, ...), chip-major within each step
             h = lif_int(layer, y, denom, info.bias_int, steps, was_static)
             if record:
                 net.spikes.setdefault(name, []).append(h.to(torch.bool))
             if count:
+                per_chip = h.reshape(steps, chips, -1).sum(dim=(0, 2), dtype=torch.float64)
                 c = net.counts.setdefault(name, [0.0, 0.0])
-                c[0] += float(h.sum())
+                c[0] += float(per_chip.sum())
                 c[1] += float(h.numel())
+                cc = net.chip_counts.setdefault(name, [[0.0, 0.0] for _ in range(chips)])
+                for i, v in enumerate(per_chip.tolist()):
+                    cc[i][0] += v
+                    cc[i][1] += float(h.numel() // chips)
             observe_lif(net, name, h, x)  # codesign.sim.record: spikes for the cost model
             pending = None
         else:
@@ -353,15 +416,24 @@ def lossless_adc_bits(net: HardwareNet) -> int:
     return max(lossless_bits(float(i.xbar.full_scale.max())) for i in net.synapses.values())
 
 
+def predict_chips(net: HardwareNet, x: torch.Tensor, gens: list[Optional[torch.Generator]],
+                  *, batch: int = DEFAULT_BATCH, record: bool = False, count: bool = False
+                  ) -> torch.Tensor:
+    """Predicted classes ``(chips, n)`` (argmax of the mean logits over steps) of every
+    programmed chip (:func:`program_chips`) for ``x`` ``(n, ...)``, ``batch`` samples a call."""
+    chips = chips_of(net)
+    preds = []
+    for i in range(0, x.shape[0], batch):
+        logits = forward(net, x[i:i + batch], gens, record=record, count=count)
+        preds.append(logits.mean(0).argmax(-1).reshape(chips, -1))
+    return torch.cat(preds, dim=1)
+
+
 def predict(net: HardwareNet, x: torch.Tensor, gen: Optional[torch.Generator], *,
             batch: int = DEFAULT_BATCH, record: bool = False, count: bool = False
             ) -> torch.Tensor:
-    """Predicted classes (argmax of the mean logits over steps) for ``x``."""
-    preds = []
-    for i in range(0, x.shape[0], batch):
-        logits = forward(net, x[i:i + batch], gen, record=record, count=count)
-        preds.append(logits.mean(0).argmax(-1))
-    return torch.cat(preds)
+    """Predicted classes (argmax of the mean logits over steps) of one chip for ``x``."""
+    return predict_chips(net, x, [gen], batch=batch, record=record, count=count)[0]
 
 
 def ci95(values: list[float]) -> tuple[float, float]:

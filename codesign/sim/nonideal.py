@@ -98,3 +98,10 @@ class ReadNoise:
         """``current`` ``(..., cols)``; ``drive_sq`` the matching ``sum x^2`` ``(..., 1)``."""
         z = torch.randn(current.shape, generator=gen, dtype=current.dtype)
         return current + z * (self.sigma * torch.sqrt(drive_sq))
+
+    def add_(self, current: torch.Tensor, drive_sq: torch.Tensor, gen: torch.Generator
+             ) -> torch.Tensor:
+        """:meth:`apply` in place on ``current`` (the same draws and the same arithmetic:
+        ``current + z * std``, one ``randn`` of ``current``'s shape)."""
+        z = torch.randn(current.shape, generator=gen, dtype=current.dtype)
+        return current.addcmul_(z, self.sigma * torch.sqrt(drive_sq))
