@@ -173,6 +173,29 @@ def test_fit_freezes_after_the_given_epoch(digits, after: int) -> None:
     assert not any(getattr(m, "bn_frozen", False) for m in net.modules())  # reset after fit
 
 
+def test_fit_bn_one_conv_uses_the_one_conv_fold(digits, monkeypatch) -> None:
+    torch.manual_seed(0)
+    net = build_model("vgg-tiny", in_channels=1, image_size=8, num_classes=10, T=2,
+                      quant={"wbits": 4, "ubits": 4})
+    calls = {"n": 0}
+    orig = Synapse._one_conv_bn
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(Synapse, "_one_conv_bn", counting)
+    cfg = TrainConfig(epochs=1, batch_size=512, seed=0, device="cpu", bn_one_conv=True)
+    fit(net, digits.x_train, digits.y_train, digits.x_test, digits.y_test, cfg, progress=False)
+    n_bn = sum(1 for m in net.modules() if isinstance(m, Synapse) and m.bn is not None
+               and m.wq.enabled)
+    batches = -(-len(digits.x_train) // 512)
+    assert n_bn > 0 and calls["n"] == n_bn * batches  # every BN synapse, every training batch
+    assert not any(getattr(m, "bn_one_conv", False) for m in net.modules())  # reset after fit
+    with pytest.raises(CodesignError, match="bn_one_conv"):
+        TrainConfig(bn_one_conv=1).validate()  # type: ignore[arg-type]
+
+
 def test_freeze_bn_after_validated(tmp_path: Path) -> None:
     with pytest.raises(CodesignError, match="--freeze-bn-after -1"):
         TrainConfig(freeze_bn_after=-1).validate()

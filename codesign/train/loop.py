@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codesign.errors import CodesignError
-from codesign.snn.layers import freeze_batchnorm
+from codesign.snn.layers import freeze_batchnorm, one_conv_batchnorm
 from codesign.train.progress import Reporter
 
 LOSS_MODES = ("mean", "per_step")
@@ -54,6 +54,12 @@ class TrainConfig:
     then with the frozen running statistics (``codesign.snn.layers.freeze_batchnorm``: one
     convolution per layer instead of two, training forward = deployed forward). ``0``: frozen
     from the first step; ``None`` (default): batch statistics throughout."""
+    bn_one_conv: bool = False
+    """Quantization-aware training: while BN is not frozen, fold it with the one-convolution
+    approximation of PyTorch's ``ConvBn2d`` (``codesign.snn.layers.one_conv_batchnorm``:
+    batch statistics of the rescaled quantized product, one convolution per layer) instead of
+    the default two-convolution fold (batch statistics of the float product). The eval and
+    deployed function is the same; the training function is not (Python API only)."""
 
     def validate(self) -> None:
         """Refuse values that cannot train: each error names the flag and what was expected."""
@@ -82,6 +88,8 @@ class TrainConfig:
             raise CodesignError(
                 f"--freeze-bn-after {fba}: expected an integer number of epochs >= 0"
             )
+        if not isinstance(self.bn_one_conv, bool):
+            raise CodesignError(f"bn_one_conv {self.bn_one_conv!r}: expected true or false")
         if not 0.0 <= self.val_fraction < 1.0:
             raise CodesignError(f"val_fraction {self.val_fraction}: expected 0 <= f < 1")
 
@@ -225,6 +233,8 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
     with reporter:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
+            if cfg.bn_one_conv:
+                one_conv_batchnorm(model)
             if cfg.freeze_bn_after is not None and epoch > cfg.freeze_bn_after:
                 freeze_batchnorm(model)
             perm = torch.randperm(len(x_tr), generator=gen)
@@ -255,6 +265,8 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
                 after_epoch(model, row)
     if cfg.freeze_bn_after is not None:
         freeze_batchnorm(model, False)  # the flag belongs to this run, not to the model
+    if cfg.bn_one_conv:
+        one_conv_batchnorm(model, False)
     model.load_state_dict(best[2])
     test_acc = evaluate(model, x_test, y_test, batch_size=cfg.eval_batch_size, device=device)
     return TrainResult(best_val_accuracy=best[0], best_epoch=best[1], test_accuracy=test_acc,
