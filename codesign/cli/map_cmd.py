@@ -126,7 +126,9 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[in
                            hardware=hardware)
         secs = (result.summary.get("inputs") or {}).get("activity_seconds")
         if secs is not None:
-            bar.log(f"codesign map: activity measured on {activity_text(result.summary)} "
+            how = ("recorded from" if result.summary["inputs"].get("activity") == "simulated"
+                   else "measured on")
+            bar.log(f"codesign map: activity {how} {activity_text(result.summary)} "
                     f"in {secs:.1f} s")
     paths = write_report(result, out)
     if "accuracy" in result.summary:
