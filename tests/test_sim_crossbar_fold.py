@@ -68,8 +68,8 @@ def test_one_chip_at_a_time_equals_folded(setup):
     model, spec, x = setup
     net = hn.build(model, spec, (1, 28, 28), nonideal="all")
     seeds = hn.chip_seeds(3, 2)
-    both = hn.predict_chips(net, x[:16], hn.program_chips(net, seeds), batch=16)
-    alone = hn.predict(net, x[:16], hn.program_chip(net, seeds[1]), batch=16)
+    both = hn.predict_chips(net, x[:8], hn.program_chips(net, seeds), batch=8)
+    alone = hn.predict(net, x[:8], hn.program_chip(net, seeds[1]), batch=8)
     assert torch.equal(both[1], alone)
     assert not torch.equal(both[0], both[1])  # the chips differ (the test can fail)
 
@@ -144,11 +144,11 @@ def reference_chip(net, c: int, x: torch.Tensor, gen: torch.Generator) -> tuple[
 
 def test_read_noise_matches_the_dense_reference(setup):
     model, spec, x = setup
-    x = x[:12]
+    x = x[:6]
     net = hn.build(model, spec, (1, 28, 28), nonideal="all")
     assert net.adc.offset_lsb == 0 and net.adc.gain_error == 0  # the reference's ADC
     seeds = hn.chip_seeds(11, 2)
-    pred = hn.predict_chips(net, x, hn.program_chips(net, seeds), batch=12, count=True)
+    pred = hn.predict_chips(net, x, hn.program_chips(net, seeds), batch=6, count=True)
     for c, s in enumerate(seeds):
         one = hn.build(model, spec, (1, 28, 28), nonideal="all")
         gen = hn.program_chip(one, s)  # chip c's conductances, its generator after programming

@@ -28,6 +28,7 @@ Read
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -37,6 +38,9 @@ import torch.nn.functional as F
 from codesign.errors import CodesignError
 from codesign.sim.adc import ADC
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
+
+_NOISE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codesign-read-noise")
+"""One worker draws the read noise (``torch.randn`` is serial and releases the GIL)."""
 
 
 @dataclass(frozen=True)
@@ -283,10 +287,10 @@ class CrossbarLayer:
         st.reads += chips * M * self.nb
         st.conversions += chips * M * self.nb * self.ncols if not bypass_adc else 0
         idle_y, idle_clip = self._idle(denom, bypass_adc)
-        plan = None
+        plans: list = []
         for c in range(chips):
             d = 0 if shared else c
-            if plan is None or not shared:
+            if not plans or not shared:
                 active = (n_act[d] != 0).t()  # (nb, M)
                 bi, mi = torch.nonzero(active, as_tuple=True)  # block-major
                 per_block = active.sum(1).tolist()
@@ -301,8 +305,21 @@ class CrossbarLayer:
                 dsq = na if denom == 1 else drive_sq[d][mi, bi].unsqueeze(1)
                 fs = fs_b[bi].unsqueeze(1)
                 zero = M * self.nb - int(mi.numel())
-                plan = (bi, mi, per_block, sel, na, dsq, fs, zero)
-            bi, mi, per_block, sel, na, dsq, fs, zero = plan
+                plans.append((bi, mi, per_block, sel, na, dsq, fs, zero))
+            else:
+                plans.append(plans[0])
+        # read noise drawn on a helper thread while the matmuls run (each chip's generator in
+        # its own order: one worker, first in first out, every draw awaited in this call)
+        noise = [None] * chips
+        if self.read_noise is not None:
+            for c in range(chips):
+                if plans[c][1].numel():
+                    assert gens[c] is not None
+                    noise[c] = _NOISE.submit(self.read_noise.draw,
+                                             (int(plans[c][1].numel()), self.ncols), gens[c])
+        for c in range(chips):
+            d = 0 if shared else c
+            bi, mi, per_block, sel, na, dsq, fs, zero = plans[c]
             st.zero_reads += zero
             st.active_rows += int(na.sum().round()) if denom == 1 else 0
             current = torch.empty((int(mi.numel()), self.ncols), dtype=torch.float32)
@@ -311,10 +328,9 @@ class CrossbarLayer:
                 if nrow:
                     torch.mm(sel[blk], self.g[c, blk], out=current[o:o + nrow])
                 o += nrow
-            if self.read_noise is not None and current.numel():
-                g = gens[c]
-                assert g is not None
-                self.read_noise.add_(current, dsq, g)
+            if noise[c] is not None:
+                assert self.read_noise is not None
+                self.read_noise.add_(current, dsq, gens[c], z=noise[c].result())
             if bypass_adc:
                 peak = torch.zeros(self.nb)
                 o = 0

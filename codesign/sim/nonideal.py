@@ -99,9 +99,16 @@ class ReadNoise:
         z = torch.randn(current.shape, generator=gen, dtype=current.dtype)
         return current + z * (self.sigma * torch.sqrt(drive_sq))
 
-    def add_(self, current: torch.Tensor, drive_sq: torch.Tensor, gen: torch.Generator
-             ) -> torch.Tensor:
+    def add_(self, current: torch.Tensor, drive_sq: torch.Tensor, gen: torch.Generator,
+             z: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`apply` in place on ``current`` (the same draws and the same arithmetic:
-        ``current + z * std``, one ``randn`` of ``current``'s shape)."""
-        z = torch.randn(current.shape, generator=gen, dtype=current.dtype)
+        ``current + z * std``, one ``randn`` of ``current``'s shape); ``z``: those draws made
+        beforehand (:meth:`draw`, e.g. on another thread)."""
+        if z is None:
+            z = self.draw(current.shape, gen)
         return current.addcmul_(z, self.sigma * torch.sqrt(drive_sq))
+
+    @staticmethod
+    def draw(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        """The standard normal draws of one read of ``shape`` (float32)."""
+        return torch.randn(shape, generator=gen, dtype=torch.float32)
