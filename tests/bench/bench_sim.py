@@ -31,7 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from codesign.data import load_dataset  # noqa: E402
@@ -97,7 +96,20 @@ def cli_wall(threads: int) -> tuple[float, str, dict]:
     return wall, " ".join(cmd[1:]), acc
 
 
-def write_irdrop(spec, head: str) -> None:
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-cli", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    flags = " --skip-cli" if args.skip_cli else ""
+    head = (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+            f"(shared with other jobs), torch {torch.__version__}, {args.threads} threads. "
+            f"Command: `python tests/bench/bench_sim.py --samples {args.samples} --rounds "
+            f"{args.rounds} --threads {args.threads}{flags}`.")
+    load = os.getloadavg()
     rows, info = inference(args.samples, args.rounds)
     goal = 1.5 * info["widest"]
     text = ("# Hardware-simulated inference\n\n" + head + "\n\n"
