@@ -113,3 +113,88 @@ def test_transfer_model_is_the_exact_circuit_where_first_order_fails():
             assert transfer == pytest.approx(exact, rel=1e-5, abs=1e-12)
     first = fast_column_currents(G, v, 60.0, 90.0)
     assert np.max(np.abs(first - exact)) > 0.2 * np.max(np.abs(exact))
+
+
+# -- the default fast model: the transfer matrix by block line relaxation (transfer_conductance)
+
+PRESET_LEVELS_S = np.linspace(2.353e-6, 40e-6, 4)  # rram_physical_32nm.yaml: g_off..g_on, 4 levels
+
+
+def test_transfer_single_cell_and_ladder_by_hand():
+    import torch
+
+    from codesign.sim.irdrop import transfer_conductance
+
+    G, rr, rc = 25e-6, 3.0, 7.0
+    t = transfer_conductance(torch.tensor([[G]], dtype=torch.float64), rr, rc)
+    assert float(t) == pytest.approx(1.0 / (rr + 1.0 / G + rc), rel=1e-9)
+    # one row, two columns: the ladder of test_one_row_two_columns_ladder_by_hand per volt
+    G, r, rc = 40e-6, 50.0, 20.0
+    zb = 1.0 / G + rc
+    zpar = 1.0 / (1.0 / zb + 1.0 / (r + zb))
+    a0 = 1.0 - r / (r + zpar)
+    t = transfer_conductance(torch.full((1, 2), G, dtype=torch.float64), r, rc)
+    assert t[0].tolist() == pytest.approx([a0 / zb, a0 / (r + zb)], rel=1e-9)
+
+
+@pytest.mark.parametrize("n,r_row,r_col,seed", [(32, 1.9, 5.6, 1), (32, 40.0, 40.0, 2),
+                                                (128, 1.9, 5.6, 3)])
+def test_transfer_matches_exact_solver_on_random_arrays(n, r_row, r_col, seed):
+    """Preset levels and wires; 128x128 is the preset's own array (first_order errs ~100 %)."""
+    import torch
+
+    from codesign.sim.irdrop import transfer_conductance
+
+    rng = np.random.default_rng(seed)
+    G = rng.choice(PRESET_LEVELS_S, size=(n, n))
+    T = transfer_conductance(torch.from_numpy(G), r_row, r_col).numpy()
+    for density in (0.2, 1.0):
+        v = 0.1 * (rng.random(n) < density)
+        v[0] = 0.1
+        exact = solve_crossbar(G, v, r_row, r_col)
+        err = np.max(np.abs(v @ T - exact)) / np.max(np.abs(exact))
+        assert err < 1e-4  # goal < 1 %; the relaxation stops at 1e-6
+        ideal_err = np.max(np.abs(v @ G - exact)) / np.max(np.abs(exact))
+        assert ideal_err > 0.05  # the wires matter here: the check can fail
+
+
+def test_transfer_agrees_with_the_cg_implementation():
+    import torch
+
+    from codesign.sim.irdrop import transfer_conductance, transfer_conductance_cg
+
+    rng = np.random.default_rng(7)
+    G = torch.from_numpy(rng.uniform(2e-6, 40e-6, size=(20, 12)))
+    a = transfer_conductance(G, 30.0, 50.0)
+    b = transfer_conductance_cg(G, 30.0, 50.0, tol=1e-9)
+    assert torch.allclose(a, b, rtol=1e-5, atol=1e-6 * float(b.abs().max()))
+
+
+def test_irdrop_fast_batches_leading_dims_in_units_of_dg():
+    """``IRDropFast.apply`` on (chips, row blocks, col blocks, R, C) tiles in units of dG equals
+    the exact per-tile solve in siemens, divided by dG."""
+    import torch
+
+    from codesign.hw.nonideal import IRDrop
+    from codesign.sim.nonideal import IRDropFast
+
+    dg = (40e-6 - 2.353e-6) / 3  # S
+    rng = np.random.default_rng(11)
+    g_dg = rng.choice(PRESET_LEVELS_S, size=(2, 1, 3, 8, 6)) / dg
+    params = IRDrop(r_row_ohm=1.9, r_col_ohm=5.6, model="transfer")
+    out = IRDropFast(params, dg).apply(torch.from_numpy(g_dg).to(torch.float32))
+    assert out.shape == g_dg.shape and out.dtype == torch.float32
+    v = np.array([0.1, 0, 0.1, 0.1, 0, 0, 0.1, 0.1])
+    for idx in [(0, 0, 0), (1, 0, 2), (0, 0, 1)]:
+        exact = solve_crossbar(g_dg[idx] * dg, v, 1.9, 5.6) / dg
+        assert (v @ out[idx].double().numpy()) == pytest.approx(exact, rel=1e-5)
+
+
+def test_transfer_not_converging_is_a_codesign_error():
+    import torch
+
+    from codesign.sim.irdrop import transfer_conductance
+
+    G = torch.full((16, 16), 40e-6, dtype=torch.float64)
+    with pytest.raises(CodesignError, match="did not converge"):
+        transfer_conductance(G, 500.0, 500.0, max_iter=3)

@@ -81,9 +81,12 @@ class IRDrop:
     r_col_ohm: float = qty("r_col", "resistance", gt=0)
     """Resistance of one column (bit-line) segment between neighbouring cells (ohm, > 0)."""
     model: str = choice("model", ("first_order", "transfer"), default="first_order")
-    """``first_order``: one-step linearisation (cheap; valid while ``r G N^2`` is small);
-    ``transfer``: the exact linear transfer matrix of each crossbar by conjugate gradients
-    (costly: about ``R^2 C`` operations per iteration per crossbar, per chip)."""
+    """``transfer``: the exact linear transfer matrix of each crossbar (block line relaxation,
+    :func:`codesign.sim.irdrop.transfer_conductance`; about ``4 R^2 C^2`` flops per sweep per
+    crossbar, a few sweeps, once per programmed chip: seconds per 128x128 crossbar, so not
+    the default while training programs a fresh chip per batch); ``first_order`` (default):
+    one-step linearisation (cheap; valid only while ``r G N^2`` is small, e.g. 32x32 at
+    1.9 / 5.6 ohm: 0.6 % error, but ~100 % at 128x128; ``reports/bench/sim_irdrop.md``)."""
 
 
 @dataclass(**_FROZEN)

@@ -7,7 +7,7 @@ Conductances are handled in units of the level step ``dG = (g_on - g_off) / (lev
 1. :class:`ProgrammingVariation` -- once per cell per chip (write noise);
 2. :class:`StuckAt` -- once per cell per chip (a stuck cell ignores what was written);
 3. :class:`Drift` -- deterministic power law from the programming time to the read time;
-4. :class:`IRDropFast` -- wire resistance, the first-order model of :mod:`codesign.sim.irdrop`
+4. :class:`IRDropFast` -- wire resistance, a model of :mod:`codesign.sim.irdrop`
    folded into an effective conductance matrix per crossbar;
 5. :class:`ReadNoise` -- on every read, added to each column current.
 
@@ -68,10 +68,14 @@ class Drift:
 
 
 class IRDropFast:
-    """Wire resistance folded into an effective conductance per ``(rows, cols)`` crossbar tile:
-    :func:`codesign.sim.irdrop.effective_conductance` (``first_order``, clipped at 0) or
-    :func:`codesign.sim.irdrop.transfer_conductance` (``transfer``, exact); resistances enter
-    as ``r * dG`` (dimensionless)."""
+    """Wire resistance folded into an effective conductance per ``(rows, cols)`` crossbar tile
+    (``I = v @ G_eff``, once per programmed chip; inference is then the plain matmul):
+    ``transfer`` is :func:`codesign.sim.irdrop.transfer_conductance`, the exact linear
+    transfer matrix of the nodal circuit (block line relaxation, to ``1e-4`` of the largest
+    output); ``first_order`` (default) is :func:`codesign.sim.irdrop.effective_conductance`
+    clipped at 0, a one-step linearisation valid only while the wire drops are a few percent
+    (``r G N^2`` small: 32x32 at 1.9 / 5.6 ohm errs 0.6 %, 128x128 errs ~100 %; ``reports/bench/
+    sim_irdrop.md``). Resistances enter as ``r * dG`` (dimensionless)."""
 
     def __init__(self, params: p.IRDrop, dg_s: float) -> None:
         self.r_row = float(params.r_row_ohm) * dg_s
@@ -79,9 +83,10 @@ class IRDropFast:
         self.model = params.model
 
     def apply(self, g_tiles: torch.Tensor) -> torch.Tensor:
-        """``g_tiles``: ``(..., rows, cols)`` in units of ``dG``."""
+        """``g_tiles``: ``(..., rows, cols)`` in units of ``dG``; returns ``G_eff``, same shape
+        and units."""
         if self.model == "transfer":
-            return transfer_conductance(g_tiles, self.r_row, self.r_col, tol=1e-5)
+            return transfer_conductance(g_tiles, self.r_row, self.r_col, tol=1e-4)
         return torch.clamp(effective_conductance(g_tiles, self.r_row, self.r_col), min=0.0)
 
 
