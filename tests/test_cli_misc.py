@@ -94,8 +94,15 @@ def test_shipped_nir_is_the_teacher_and_maps(tmp_path: Path) -> None:
     assert _run(["export-nir", TEACHER, fresh]).exit_code == 0
     a, b = nir.read(str(SHIPPED_NIR)), nir.read(str(fresh))
     assert sorted(a.nodes) == sorted(b.nodes)
-    for k in ("conv1", "conv2", "conv3", "fc1", "fc_out"):
+    # Layers without batch norm are bit-identical. The BN-folded convs (W gamma / sqrt(var + eps)
+    # in float32) may differ by 1 ulp between CPUs: torch's vectorised sqrt/division path depends
+    # on the instruction set (seen: 2.3e-7 relative on 2,730 of conv2's 18,432 weights on an
+    # AVX-512 machine against the file made elsewhere). 2 ulp of float32 is the bound.
+    for k in ("fc1", "fc_out"):
         assert np.array_equal(a.nodes[k].weight, b.nodes[k].weight)
+    for k in ("conv1", "conv2", "conv3"):
+        np.testing.assert_allclose(b.nodes[k].weight, a.nodes[k].weight, rtol=2 ** -22, atol=0)
+        np.testing.assert_allclose(b.nodes[k].bias, a.nodes[k].bias, rtol=2 ** -22, atol=1e-7)
     hw = HW / "sram_neurosim_22nm.yaml"
     r1 = _run(["map", SHIPPED_NIR, "--hw", hw, "--json", "--quiet", "--out", tmp_path / "n"])
     r2 = _run(["map", TEACHER, "--hw", hw, "--json", "--quiet", "--out", tmp_path / "c"])
