@@ -58,6 +58,17 @@ def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
     return y.reshape((steps, -1) + tuple(y.shape[1:]))
 
 
+@torch.no_grad()
+def update_running_stats(bn: nn.Module, mean: torch.Tensor, var: torch.Tensor, n: float) -> None:
+    """``nn.BatchNorm``'s running update from batch statistics over ``n`` values per channel:
+    ``r_mean <- (1 - m) r_mean + m mean``, ``r_var <- (1 - m) r_var + m var n / (n - 1)``
+    (the unbiased variance), momentum ``m`` (0.1 when ``None``)."""
+    m = bn.momentum if bn.momentum is not None else 0.1
+    bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+    bn.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1, 1), alpha=m)
+    bn.num_batches_tracked += 1
+
+
 class Synapse(nn.Module):
     """Conv2d or Linear, optional BatchNorm, optional weight quantization; multi-step."""
 
@@ -127,12 +138,7 @@ class Synapse(nn.Module):
         if self.training and x is not None and not self.bn_frozen:
             y = self._linear_op(x, w, b)  # the mean includes b, as nn.BatchNorm on op(x)
             mean, var = channel_stats(y)  # per channel over (N, H, W): fast kernel
-            with torch.no_grad():
-                n = copies * y.numel() / y.shape[1]
-                m = bn.momentum if bn.momentum is not None else 0.1
-                bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                bn.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1, 1), alpha=m)
-                bn.num_batches_tracked += 1
+            update_running_stats(bn, mean, var, copies * y.numel() / y.shape[1])
         else:
             mean, var = bn.running_mean, bn.running_var
         inv = bn.weight / torch.sqrt(var + bn.eps)
@@ -179,12 +185,7 @@ class Synapse(nn.Module):
         mean_y, var_y = channel_stats(y)
         mean = mean_y / f + (b if b is not None else 0.0)  # batch statistics of z
         var = var_y / (f * f)
-        with torch.no_grad():
-            n = copies * y.numel() / y.shape[1]
-            m = bn.momentum if bn.momentum is not None else 0.1
-            bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-            bn.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1, 1), alpha=m)
-            bn.num_batches_tracked += 1
+        update_running_stats(bn, mean, var, copies * y.numel() / y.shape[1])
         # gamma (z - mean) / sqrt(var + eps) + beta = k y + (beta - k mean_y), b cancels:
         # one pass over the output (and one in the backward) instead of five
         k = bn.weight / (f * torch.sqrt(var + bn.eps))
