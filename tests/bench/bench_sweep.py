@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -112,7 +113,7 @@ def main() -> None:
     same = len({r["csv"] for _, r, _ in runs}) == 1
     ratios = [p["points_per_min"] / s["points_per_min"]
               for (_, s, _), (_, p, _) in zip(runs[0::2], runs[1::2], strict=True)]
-    ratio = sorted(ratios)[len(ratios) // 2]
+    ratio = statistics.median(ratios)
     rows = [
         "| repeat | executor | points | wall (s) | points / min | summed point compute (s) "
         "| in flight | worker processes | CPU share per point | 1-min load before / after |",
