@@ -368,26 +368,27 @@ class Flatten(nn.Module):
         return x.flatten(2)
 
 
-def freeze_batchnorm(model: nn.Module, frozen: bool = True) -> int:
-    """Set :attr:`Synapse.bn_frozen` on every quantized synapse with a batch norm of
-    ``model``; returns how many. Float synapses keep their ``nn.BatchNorm`` behaviour."""
+def _set_on_quantized_bn(model: nn.Module, attr: str, value: bool) -> int:
+    """Set ``attr`` on every quantized synapse with a batch norm of ``model``; returns how
+    many. Float synapses keep their ``nn.BatchNorm`` behaviour."""
     count = 0
     for mod in model.modules():
         if isinstance(mod, Synapse) and mod.bn is not None and mod.wq.enabled:
-            mod.bn_frozen = frozen
+            setattr(mod, attr, value)
             count += 1
     return count
+
+
+def freeze_batchnorm(model: nn.Module, frozen: bool = True) -> int:
+    """Set :attr:`Synapse.bn_frozen` on every quantized synapse with a batch norm of
+    ``model``; returns how many. Float synapses keep their ``nn.BatchNorm`` behaviour."""
+    return _set_on_quantized_bn(model, "bn_frozen", frozen)
 
 
 def one_conv_batchnorm(model: nn.Module, on: bool = True) -> int:
     """Set :attr:`Synapse.bn_one_conv` on every quantized synapse with a batch norm of
     ``model`` (the one-convolution training fold, an approximation); returns how many."""
-    count = 0
-    for mod in model.modules():
-        if isinstance(mod, Synapse) and mod.bn is not None and mod.wq.enabled:
-            mod.bn_one_conv = on
-            count += 1
-    return count
+    return _set_on_quantized_bn(model, "bn_one_conv", on)
 
 
 @torch.no_grad()
