@@ -3,7 +3,7 @@
 KD+MD ignoring the hardware}; "no retrain" is every run's held-out "before".
 
 Usage: .venv/bin/python reports/closed-loop/run.py CASE [SEEDS]
-       CASE: ir_drop | ir_drop_programming; SEEDS default "0,1,2"
+       CASE: a key of ``CASES`` (e.g. programming, ir_drop_first_order); SEEDS default "0,1,2"
 
 One folder per run, ``reports/closed-loop/runs/CASE/seed{S}_{ARM}/`` (the files of
 :func:`codesign.loop.close_loop`); a run whose ``loop.json`` exists is not run again
@@ -24,14 +24,24 @@ from pathlib import Path
 import torch
 
 from codesign.data import load_dataset
-from codesign.hw.spec import load_spec, preset_path
+from codesign.hw.spec import HardwareSpec, load_spec, preset_path
 from codesign.io import atomic_write_text
 from codesign.loop import LoopConfig, close_loop, table_text
 
 HERE = Path("reports/closed-loop")
 STUDENT = "models/student_w4u4.pt"
-#: case name -> the non-idealities simulated (``--nonideal``)
-CASES = {"ir_drop": "ir_drop", "ir_drop_programming": "ir_drop,programming"}
+#: case name -> (the non-idealities simulated (``--nonideal``), spec overrides
+#: (:meth:`HardwareSpec.with_overrides` key paths)). The IR-drop model is pinned in every case
+#: that simulates IR drop, so a change of the library's default cannot change a case.
+CASES: dict[str, tuple[str, dict[str, object]]] = {
+    "ir_drop_first_order": ("ir_drop", {"nonideal.ir_drop.model": "first_order"}),
+    "ir_drop_first_order_programming": ("ir_drop,programming",
+                                        {"nonideal.ir_drop.model": "first_order"}),
+    "programming": ("programming", {}),
+    "ir_drop_exact": ("ir_drop", {"nonideal.ir_drop.model": "transfer"}),
+    "ir_drop_exact_programming": ("ir_drop,programming",
+                                  {"nonideal.ir_drop.model": "transfer"}),
+}
 #: arm name -> (methods, through the hardware)
 ARMS = {"loop": ("logit,md", True), "ce_hw": ("ce", True), "kdmd_ideal": ("logit,md", False)}
 ARM_LABEL = {"loop": "loop: KD+MD through the hardware", "ce_hw": "CE only through the hardware",
@@ -42,13 +52,19 @@ BUDGET = {"budget_epochs": 2, "train_samples": 512, "val_samples": 200, "test_sa
 
 def config(case: str, seed: int, arm: str) -> LoopConfig:
     methods, hardware = ARMS[arm]
-    return LoopConfig(methods=methods, hardware=hardware, nonideal=CASES[case], seed=seed,
+    return LoopConfig(methods=methods, hardware=hardware, nonideal=CASES[case][0], seed=seed,
                       **BUDGET)
+
+
+def case_spec(case: str) -> HardwareSpec:
+    """The preset with CASE's overrides (spec values otherwise)."""
+    spec = load_spec(preset_path("rram_physical_32nm"))
+    return spec.with_overrides(CASES[case][1]) if CASES[case][1] else spec
 
 
 def run_all(case: str, seeds: list[int]) -> None:
     data = load_dataset("mnist5k", split_seed=0)
-    spec = load_spec(preset_path("rram_physical_32nm"))
+    spec = case_spec(case)
     for seed in seeds:
         for arm in ARMS:
             out = HERE / "runs" / case / f"seed{seed}_{arm}"
