@@ -7,9 +7,11 @@ materialising im2col: for each kernel offset ``(i, j)`` the strided view ``x[:, 
 (channels last) holds one unrolled row per channel, and the channels of one row block are
 contiguous, so ``np.add.reduceat`` over the channel axis gives every block's count at once.
 
-Analog inputs (the first layer under direct encoding) are binarised per the spec's input scheme:
-``bit_serial``: ``|x|`` is quantised to ``bits`` levels of its maximum and each bit plane is one
-read (``planes = bits``); ``dac``: a row is active when its input is non-zero (one plane).
+Analog inputs (the first layer under direct encoding) are binarised per the spec's input scheme,
+from the driver's codes ``q = round(clip(x, 0, 1) (2^bits - 1))`` against the fixed input full
+scale (:func:`codesign.hw.input_codes.input_codes`, the same function the simulator's crossbar
+applies): ``bit_serial``: each of the ``bits`` bit planes of ``q`` is one read (``planes =
+bits``); ``dac``: a row is active when its code is non-zero (one plane).
 Multi-level spike inputs (spikes averaged by a ``k x k`` pooling: ``levels = k*k`` steps of
 ``1/levels``) are applied exactly as ``ceil(log2(levels + 1))`` bit planes of
 ``round(x * levels)``.
@@ -25,6 +27,7 @@ import numpy as np
 
 from codesign.errors import CodesignError
 from codesign.graph.schema import ConvLayer
+from codesign.hw.input_codes import input_codes
 from codesign.hw.mapping import LayerMapping
 
 _CHUNK_ELEMS = 1 << 24  # elements of the channels-last copy processed at once
@@ -81,19 +84,18 @@ def level_planes(levels: int) -> int:
 def binary_planes(x: np.ndarray, *, analog: bool, scheme: str, bits: int,
                   levels: int = 1) -> list[np.ndarray]:
     """Boolean row-drive planes of ``x``: spikes -> ``[x != 0]``; multi-level spikes -> the bit
-    planes of ``round(x * levels)``; analog ``dac`` -> ``[x != 0]``; analog ``bit_serial`` ->
-    the ``bits`` bit planes of ``round(|x| / max|x| * (2^bits - 1))``."""
+    planes of ``round(x * levels)``; analog ``dac`` -> ``[q != 0]``; analog ``bit_serial`` ->
+    the ``bits`` bit planes of the driver codes ``q = input_codes(x, bits)`` (a fixed full
+    scale of 1, not the batch's maximum)."""
     if not analog and levels > 1:
         q = np.clip(np.rint(x.astype(np.float32, copy=False) * levels), 0, levels).astype(
             np.int32)
         return [((q >> k) & 1).astype(bool) for k in range(level_planes(levels))]
-    if not analog or scheme == "dac":
+    if not analog:
         return [x != 0]
-    mag = np.abs(x.astype(np.float32, copy=False))
-    peak = float(mag.max()) if mag.size else 0.0
-    if peak == 0.0:
-        return [np.zeros(x.shape, dtype=bool)] * bits
-    q = np.rint(mag * ((2**bits - 1) / peak)).astype(np.int32)
+    q = input_codes(x.astype(np.float32, copy=False), bits).astype(np.int32)
+    if scheme == "dac":
+        return [q != 0]
     return [((q >> k) & 1).astype(bool) for k in range(bits)]
 
 
