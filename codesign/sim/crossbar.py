@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from codesign.errors import CodesignError
+from codesign.hw.input_codes import input_codes, input_levels
 from codesign.sim.adc import ADC
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
 
@@ -394,8 +395,8 @@ class CrossbarLayer:
         if input_bits is None:
             y, denom = self._read_input(x, shared, 1, True, gens, bypass_adc), 1
         else:
-            denom = 2 ** input_bits - 1
-            q = torch.round(torch.clamp(x, 0.0, 1.0) * denom)
+            denom = input_levels(input_bits)
+            q = input_codes(x, input_bits)  # the cost model's codes (codesign.hw.input_codes)
             if scheme == "dac":
                 y = self._read_input(q / denom, shared, denom, False, gens, bypass_adc)
             elif scheme == "bit_serial":
