@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codesign.data import load_dataset
 from codesign.graph.from_model import graph_from_model
 from codesign.hw.activity import binary_planes, row_block_activity
 from codesign.hw.input_codes import input_codes, input_levels
@@ -22,7 +21,6 @@ from codesign.hw.spec import load_spec, preset_path
 from codesign.hw.topology import layer as graph_layer
 from codesign.sim.accuracy import simulate
 from codesign.sim.record import SimRecorder
-from codesign.snn.checkpoint import load_checkpoint
 
 N_IMAGES = 3
 
@@ -33,9 +31,8 @@ def _half_even(k: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def half_images():
-    d = load_dataset("mnist5k", split_seed=0, test_fraction=0.2)
-    x, y = d.x_test[:N_IMAGES], d.y_test[:N_IMAGES]
+def half_images(mnist_test):
+    x, y = mnist_test[0][:N_IMAGES], mnist_test[1][:N_IMAGES]
     k = np.rint(x.numpy().astype(np.float64) * 255).astype(np.int64)
     assert np.array_equal((k / 255).astype(np.float32), x.numpy())  # bytes k / 255
     assert k.max() == 255  # the full image reaches full scale; the scaled one only half of it
@@ -62,10 +59,9 @@ def test_dac_row_is_active_only_for_a_non_zero_code():
     assert plane.tolist() == [False, False, True, True]
 
 
-def test_half_scale_image_same_reads_in_cost_model_simulator_and_by_hand(half_images):
+def test_half_scale_image_same_reads_in_cost_model_simulator_and_by_hand(half_images, student):
     xh, y, k = half_images
-    model, _ = load_checkpoint("models/student_w4u4.pt")
-    model = model.eval()
+    model = student
     spec = load_spec(preset_path("rram_physical_32nm"))
     rec = SimRecorder(keep=N_IMAGES)
     simulate(model, spec, xh, y, chips=1, nonideal="none", adc_bits=9, recorder=rec)

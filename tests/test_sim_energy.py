@@ -32,22 +32,15 @@ from codesign.hw.topology import layer as graph_layer
 from codesign.mapflow import map_model
 from codesign.sim.accuracy import simulate
 from codesign.sim.record import SimRecorder
-from codesign.snn.checkpoint import load_checkpoint
 from codesign.snn.zoo import build_model
 
 N_IMAGES = 12
 
 
 @pytest.fixture(scope="module")
-def student():
-    model, _ = load_checkpoint("models/student_w4u4.pt")
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    d = load_dataset("mnist5k", split_seed=0, test_fraction=0.2)
-    return d.x_test[:N_IMAGES], d.y_test[:N_IMAGES]
+def mnist(mnist_test):
+    x, y = mnist_test
+    return x[:N_IMAGES], y[:N_IMAGES]
 
 
 def _pool2(a: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ import pytest
 from codesign.graph.from_model import graph_from_model
 from codesign.hw import load_spec, map_network, preset_path
 from codesign.hw.components import adc_model
-from codesign.snn.checkpoint import load_checkpoint
 
 PRESETS = ("rram_physical_32nm", "spikesim_rram_65nm", "sram_neurosim_22nm")
 
@@ -45,9 +44,8 @@ def test_spikesim_anchor_unchanged():
     assert adc_model(spec.adc, spec.node_nm, 4).area_um2 == pytest.approx(693.633, rel=1e-9)
 
 
-def test_network_adc_area_non_decreasing_in_bits():
-    model, _ = load_checkpoint("models/student_w4u4.pt")
-    graph = graph_from_model(model)
+def test_network_adc_area_non_decreasing_in_bits(student):
+    graph = graph_from_model(student)
     spec = load_spec(preset_path("rram_physical_32nm"))
     adc = [map_network(graph, spec.with_overrides(adc_bits=b)).summary[
         "area_by_component_um2"]["adc"] for b in (3, 4, 5, 6, 7, 8, 9)]

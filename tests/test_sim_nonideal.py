@@ -10,14 +10,12 @@ import yaml
 from click.testing import CliRunner
 
 from codesign.cli.main import cli
-from codesign.data import load_dataset
 from codesign.errors import CodesignError
 from codesign.hw.spec import load_spec, preset_path, spec_from_dict
 from codesign.sim import network as hn
 from codesign.sim.accuracy import chip_run
 from codesign.sim.adc import ADC
 from codesign.sim.nonideal import Drift, ProgrammingVariation, StuckAt
-from codesign.snn.checkpoint import load_checkpoint
 
 N = 12  # samples: few, to stay fast; "within noise" below is 2 samples
 TOL = 100.0 * 2 / N
@@ -25,10 +23,9 @@ RRAM = preset_path("rram_physical_32nm")
 
 
 @pytest.fixture(scope="module")
-def setup():
-    model, _ = load_checkpoint("models/student_w4u4.pt")
-    d = load_dataset("mnist5k", split_seed=0, test_fraction=0.2)
-    return model.eval(), d.x_test[:N], d.y_test[:N], load_spec(RRAM)
+def setup(student, mnist_test):
+    x, y = mnist_test
+    return student, x[:N], y[:N], load_spec(RRAM)
 
 
 def _acc(setup, names, values=None):
@@ -129,14 +126,13 @@ def test_bad_nonideal_section_refused_with_file_and_key(tmp_path, path, value, n
     assert len(lines) == 1 and str(spec) in lines[0] and needle in lines[0]
 
 
-def test_stuck_rates_summing_above_one_refused(tmp_path):
+def test_stuck_rates_summing_above_one_refused(student):
     raw = yaml.safe_load(Path(RRAM).read_text(encoding="utf-8"))
     raw["nonideal"]["stuck_at"] = {"on_rate": {"value": 0.6, "source": "t"},
                                    "off_rate": {"value": 0.6, "source": "t"}}
     spec = spec_from_dict(raw, file="x.yaml")
-    model, _ = load_checkpoint("models/student_w4u4.pt")
     with pytest.raises(CodesignError, match=r"x\.yaml: nonideal\.stuck_at"):
-        hn.build(model, spec, (1, 28, 28), nonideal="all")
+        hn.build(student, spec, (1, 28, 28), nonideal="all")
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -157,11 +153,10 @@ def test_bad_cli_input_exit_2_one_line(tmp_path, args, needle):
     assert not (tmp_path / "r").exists()
 
 
-def test_missing_section_for_a_named_nonideality(tmp_path):
+def test_missing_section_for_a_named_nonideality(student):
     spec = load_spec(preset_path("sram_neurosim_22nm"))
-    model, _ = load_checkpoint("models/student_w4u4.pt")
     with pytest.raises(CodesignError, match="nonideal.drift: missing section"):
-        hn.build(model, spec, (1, 28, 28), nonideal="drift")
+        hn.build(student, spec, (1, 28, 28), nonideal="drift")
 
 
 def test_calibrated_adc_range_is_the_largest_current_seen_and_helps(setup):
