@@ -130,11 +130,13 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[in
                    else "measured on")
             bar.log(f"codesign map: activity {how} {activity_text(result.summary)} "
                     f"in {secs:.1f} s")
-    paths = write_report(result, out)
+    extra = None
     if "accuracy" in result.summary:
-        from codesign.sim.report import write_sim_files
+        from codesign.sim.report import SIM_FILES, sim_file_writers
 
-        paths.update(write_sim_files(result.summary["accuracy"], out))
+        extra = sim_file_writers(result.summary["accuracy"])
+    paths = write_report(result, out, extra=extra,
+                         names=SIM_FILES if extra is not None else None)
     if as_json:
         click.echo(Path(paths["summary.json"]).read_text(encoding="utf-8"), nl=False)
     else:

@@ -5,11 +5,13 @@ recorded (sample, chip) rows, ``drift`` = hardware - ideal, ``ratio`` = hardware
 the hardware rate over every chip and sample; see :func:`codesign.mapflow._drift_rows`), and with
 ``--ablate`` ``ablation.csv`` (one row per non-ideality alone, ``accuracy_drop`` in points
 against the ideal quantized network) with ``ablation.png``, and ``adc_bits.csv`` with
-``accuracy_vs_adc_bits.png``. Written atomically through :mod:`codesign.io` when it offers it.
+``accuracy_vs_adc_bits.png``. Written with the rest of the report, which is published as a
+whole (:func:`codesign.io.publish_dir`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,30 +62,24 @@ def _figure_adc(df: pd.DataFrame, ideal: float, charged: int, path: Path) -> Non
     plt.close(fig)
 
 
-def write_sim_files(acc: dict[str, Any], out: Path) -> dict[str, str]:
-    """Write the simulation's CSVs and figures into ``out``; returns name -> path."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, str] = {}
-    rates = pd.DataFrame(acc.get("firing_rate") or [])
-    p = out / "firing_rate_drift.csv"
-    rates.to_csv(p, index=False)
-    paths[p.name] = str(p)
+def _csv(df: pd.DataFrame) -> Callable[[Path], None]:
+    return lambda path: df.to_csv(path, index=False)
+
+
+def sim_file_writers(acc: dict[str, Any]) -> dict[str, Callable[[Path], None]]:
+    """The simulation's CSVs and figures (module docstring) as ``name -> writer(path)``, for
+    :func:`codesign.report.write_report`'s ``extra`` (written into the report's private folder
+    before it is published, so the report appears as a whole). ``acc``: the summary's
+    ``accuracy`` section."""
     ideal = float(acc["ideal_quantized"])
+    writers = {"firing_rate_drift.csv": _csv(pd.DataFrame(acc.get("firing_rate") or []))}
     if acc.get("ablation"):
-        df = pd.DataFrame(acc["ablation"])
-        p = out / "ablation.csv"
-        df.to_csv(p, index=False)
-        paths[p.name] = str(p)
-        p = out / "ablation.png"
-        _figure_ablation(df, ideal, p)
-        paths[p.name] = str(p)
+        abl = pd.DataFrame(acc["ablation"])
+        writers["ablation.csv"] = _csv(abl)
+        writers["ablation.png"] = lambda path: _figure_ablation(abl, ideal, path)
     if acc.get("adc_sweep"):
-        df = pd.DataFrame(acc["adc_sweep"])
-        p = out / "adc_bits.csv"
-        df.to_csv(p, index=False)
-        paths[p.name] = str(p)
-        p = out / "accuracy_vs_adc_bits.png"
-        _figure_adc(df, ideal, int(acc["adc_bits"]), p)
-        paths[p.name] = str(p)
-    return paths
+        adc = pd.DataFrame(acc["adc_sweep"])
+        writers["adc_bits.csv"] = _csv(adc)
+        writers["accuracy_vs_adc_bits.png"] = lambda path: _figure_adc(
+            adc, ideal, int(acc["adc_bits"]), path)
+    return writers
