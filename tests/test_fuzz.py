@@ -202,6 +202,25 @@ def attempt(kind: str, cls: str, label: str, fn: Callable[[], Any]) -> Any:
     return out if out is not None else True
 
 
+def fuzz(kind: str, name: str, base: dict, paths: list[tuple],
+         check: Callable[[dict, str], Any], text: str, file: Path,
+         check_file: Callable[[Path], Any]) -> None:
+    """The fuzz of one input: ``check(base, name)`` must pass; every value mutation of ``base``
+    at ``paths`` (``check(mutated, label)``) and every file mutation of its ``text`` (written to
+    ``file``, ``check_file(file)``) must pass or raise one clear CodesignError line
+    (:func:`attempt`); ``base`` is left unchanged."""
+    snapshot = copy.deepcopy(base)
+    assert attempt(kind, "original", name, lambda: check(base, name))
+    for cls, kp, d in mutations(base, paths):
+        label = f"{name}:{'.'.join(map(str, kp))}"
+        attempt(kind, cls, label, lambda d=d, label=label: check(d, label))
+    _unchanged(base, snapshot)
+    for cls, data in file_mutations(text):
+        file.write_bytes(data)
+        attempt(kind, cls, name, lambda: check_file(file))
+    _no_failures()
+
+
 def _finite_totals(summary: dict, label: str) -> None:
     for k in ("energy_pj", "latency_ns", "area_um2", "edap_pj_ns_mm2"):
         v = summary.get(k)
@@ -242,18 +261,10 @@ def _check_model(spec: dict, label: str) -> None:
 @pytest.mark.parametrize("path", HW_PRESETS, ids=os.path.basename)
 def test_fuzz_hardware_presets(path, map_graph, tmp_path):
     base = load_yaml(path)
-    snapshot = copy.deepcopy(base)
     name = os.path.basename(path)
-    assert attempt("hw", "original", name, lambda: _check_hw(base, name, map_graph))
-    for cls, kp, d in mutations(base, _hw_paths(base)):
-        label = f"{name}:{'.'.join(map(str, kp))}"
-        attempt("hw", cls, label, lambda d=d, label=label: _check_hw(d, label, map_graph))
-    _unchanged(base, snapshot)
-    for cls, data in file_mutations(Path(path).read_text(encoding="utf-8")):
-        p = tmp_path / name
-        p.write_bytes(data)
-        attempt("hw", cls, name, lambda p=p: _check_hw_file(p, map_graph))
-    _no_failures()
+    fuzz("hw", name, base, _hw_paths(base), lambda d, label: _check_hw(d, label, map_graph),
+         Path(path).read_text(encoding="utf-8"), tmp_path / name,
+         lambda p: _check_hw_file(p, map_graph))
 
 
 def _check_hw_file(p: Path, graph) -> None:
@@ -278,36 +289,17 @@ def _layer_paths(base: dict) -> list[tuple]:
 @pytest.mark.parametrize("path", WORKLOADS, ids=os.path.basename)
 def test_fuzz_workloads(path, a_spec, tmp_path):
     base = load_yaml(path)
-    snapshot = copy.deepcopy(base)
     name = os.path.basename(path)
-    assert attempt("workload", "original", name, lambda: _check_workload(base, name, a_spec))
-    for cls, kp, d in mutations(base, _layer_paths(base)):
-        label = f"{name}:{'.'.join(map(str, kp))}"
-        attempt("workload", cls, label,
-                lambda d=d, label=label: _check_workload(d, label, a_spec))
-    _unchanged(base, snapshot)
-    for cls, data in file_mutations(Path(path).read_text(encoding="utf-8")):
-        p = tmp_path / name
-        p.write_bytes(data)
-        attempt("workload", cls, name, lambda p=p: load_workload(p))
-    _no_failures()
+    fuzz("workload", name, base, _layer_paths(base),
+         lambda d, label: _check_workload(d, label, a_spec),
+         Path(path).read_text(encoding="utf-8"), tmp_path / name, load_workload)
 
 
 @pytest.mark.parametrize("preset", ["vgg-small", "resnet-small"])
 def test_fuzz_model_specs(preset, tmp_path):
     base = resolve_spec(preset)
-    snapshot = copy.deepcopy(base)
-    assert attempt("model", "original", preset, lambda: _check_model(base, preset))
-    for cls, kp, d in mutations(base, list(_paths(base))):
-        label = f"{preset}:{'.'.join(map(str, kp))}"
-        attempt("model", cls, label, lambda d=d, label=label: _check_model(d, label))
-    _unchanged(base, snapshot)
-    text = yaml.safe_dump(base, sort_keys=False)
-    for cls, data in file_mutations(text):
-        p = tmp_path / f"{preset}.yaml"
-        p.write_bytes(data)
-        attempt("model", cls, preset, lambda p=p: _check_model_file(p))
-    _no_failures()
+    fuzz("model", preset, base, list(_paths(base)), _check_model,
+         yaml.safe_dump(base, sort_keys=False), tmp_path / f"{preset}.yaml", _check_model_file)
 
 
 def _check_model_file(p: Path) -> None:
