@@ -115,33 +115,39 @@ def test_builder_refuses_bad_shapes():
         b.add_lif("c1")
 
 
-def test_validate_graph_catches_errors():
-    g = _tiny().build()
+def _with_layer_field(g, node: str, **fields):
+    """A copy of graph ``g`` whose ``node`` has a copy of its layer with ``fields`` set (``g``
+    and its layers untouched)."""
     g2 = g.copy()
-    g2.nodes["fc"]["layer"] = copy.copy(g.nodes["fc"]["layer"])
-    g2.nodes["fc"]["layer"].in_features = 65
-    with pytest.raises(CodesignError, match="'fc'.*input shape"):
-        validate_graph(g2)
+    layer = copy.copy(g.nodes[node]["layer"])
+    for k, v in fields.items():
+        setattr(layer, k, v)
+    g2.nodes[node]["layer"] = layer
+    return g2
+
+
+@pytest.mark.parametrize("node,fields,match", [
+    ("fc", {"in_features": 65}, "'fc'.*input shape"),
+    ("conv1", {"in_channels": 3}, "in_channels"),
+    ("lif1", {"beta": 1.2}, "beta"),
+])
+def test_validate_graph_catches_bad_layer_fields(node, fields, match):
+    g = _tiny().build()
+    with pytest.raises(CodesignError, match=match):
+        validate_graph(_with_layer_field(g, node, **fields))
+    validate_graph(g)  # the original is untouched and valid
+
+
+def test_validate_graph_catches_cycles_and_bad_T():
+    g = _tiny().build()
     g3 = g.copy()
     g3.add_edge("fc", "conv1")
     with pytest.raises(CodesignError, match="cycle"):
         validate_graph(g3)
-    g4 = g.copy()
-    conv = copy.copy(g.nodes["conv1"]["layer"])
-    conv.in_channels = 3
-    g4.nodes["conv1"]["layer"] = conv
-    with pytest.raises(CodesignError, match="in_channels"):
-        validate_graph(g4)
     g5 = g.copy()
     g5.graph["T"] = 0
     with pytest.raises(CodesignError, match="T must be"):
         validate_graph(g5)
-    g6 = g.copy()
-    lif = copy.copy(g.nodes["lif1"]["layer"])
-    lif.beta = 1.2
-    g6.nodes["lif1"]["layer"] = lif
-    with pytest.raises(CodesignError, match="beta"):
-        validate_graph(g6)
 
 
 # ----------------------------------------------------------------------------- workloads
