@@ -48,7 +48,10 @@ def test_key_is_sha256_of_hand_built_canonical_json(tmp_path):
                 "data": "mnist5k", "wbits": 4, "ubits": 4, "adc_bits": 5, "first_bits": None,
                 "last_bits": None, "split_seed": 0, "samples": 10, "activity_samples": 64,
                 "seed": 0, "mapping": "im2col", "chips": 1, "nonideal": None,
-                "retrain": False, "evaluator": 4}
+                "retrain": False, "evaluator": 4,
+                "code_version": p.code_version}
+    # the code version itself is tested in tests/test_sweep_version.py
+    assert len(p.code_version) == 16 and int(p.code_version, 16) >= 0
     text = json.dumps(expected, sort_keys=True, separators=(",", ":"))
     assert p.key == hashlib.sha256(text.encode()).hexdigest()
     # the same files by another path: same key; a changed byte: another key

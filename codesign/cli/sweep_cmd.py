@@ -90,6 +90,7 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
     within --iso-tolerance points of the FP accuracy against FP.
     """
     from codesign.sweep import parse_bits, sweep_bits
+    from codesign.sweep.executors import prestart
 
     w = parse_bits(wbits, "wbits")
     u = parse_bits(ubits, "ubits", minimum=2)
@@ -122,6 +123,8 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
     if model.suffix.lower() not in (".pt", ".pth"):
         raise CodesignError(f"{model}: sweep-bits quantizes a trained network; expected a "
                             "codesign checkpoint (.pt)")
+    if workers is None or workers > 1:  # the pool's imports overlap the checks below
+        prestart(workers, scheduler=scheduler, scheduler_file=scheduler_file)
     import math
 
     from codesign.mapflow import load_hw

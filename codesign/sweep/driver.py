@@ -19,11 +19,11 @@ from typing import Any, Optional, Union
 
 import pandas as pd
 
-from codesign.sweep.executors import open_executor
-from codesign.sweep.isoacc import run_reference, sweep_iso
-from codesign.sweep.point import SweepPoint, make_points, manifest_for
+from codesign.sweep.executors import open_executor, prestart
+from codesign.sweep.isoacc import read_reference, reference_group, sweep_iso
+from codesign.sweep.point import SweepPoint, explain_code_change, make_points, manifest_for
 from codesign.sweep.results import pareto_figures, results_frame, write_results_csv
-from codesign.sweep.runner import JobSpec, RunReport, run_jobs
+from codesign.sweep.runner import JobGroup, JobSpec, RunReport, run_groups
 from codesign.sweep.store import ResultStore
 
 
@@ -46,8 +46,9 @@ def evaluate_job(point: SweepPoint) -> dict[str, Any]:
     return evaluate_point(point)
 
 
-def _record(point: SweepPoint, value: dict[str, Any], seconds: float) -> dict[str, Any]:
-    return {"key": point.key, "point": point.to_dict(), "result": value,
+def _record(point: SweepPoint, value: dict[str, Any], seconds: float,
+            base: Union[str, os.PathLike]) -> dict[str, Any]:
+    return {"key": point.key, "point": point.to_record(base), "result": value,
             "run": {"seconds": round(seconds, 3), "pid_driver": os.getpid()}}
 
 
@@ -58,8 +59,11 @@ def _describe(point: SweepPoint, rec: dict[str, Any]) -> str:
             f"EDAP {r['edap_pj_ns_mm2']:.4g} pJ ns mm2, {rec['run']['seconds']:.1f} s")
 
 
-POINT_JOB: JobSpec[SweepPoint] = JobSpec(evaluate=evaluate_job, key=lambda p: p.key,
-                                         record=_record, describe=_describe)
+def point_job(out: Union[str, os.PathLike]) -> JobSpec[SweepPoint]:
+    """The runner's spec of a grid point; its records hold paths relative to the sweep
+    folder ``out`` (:meth:`SweepPoint.to_record`)."""
+    return JobSpec(evaluate=evaluate_job, key=lambda p: p.key,
+                   record=lambda p, v, s: _record(p, v, s, out), describe=_describe)
 
 
 def collect(points: list[SweepPoint], store: ResultStore) -> pd.DataFrame:
@@ -98,6 +102,9 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
     written by the worker that runs the point: with a Dask cluster, ``out`` must be on a file
     system the workers share (the plain sweep needs none: only the driver writes the store)."""
     out = Path(out)
+    # a local pool's fork server imports the library and computes its code version now, about
+    # when make_points computes the driver's (below): both see the same files
+    prestart(workers, scheduler=scheduler, scheduler_file=scheduler_file)
     options: dict[str, Any] = {}
     if retrain:
         options = {"retrain": True, "teacher": str(teacher if teacher is not None else model),
@@ -115,13 +122,18 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
                          mapping=mapping, chips=chips, nonideal=nonideal, **options)
     store = ResultStore(out)
     manifest = manifest_for(points)
+    # the FP reference first (the longest job: every layer at full precision), then the grid,
+    # through one window: no worker idles at the end on a reference left for last
+    groups = [JobGroup(points, point_job(out), store, "sweep-bits")]
+    if iso_tolerance is not None:
+        groups.insert(0, reference_group(points[0], out))
     with open_executor(workers, scheduler=scheduler, scheduler_file=scheduler_file) as backend:
-        store.bind(manifest)  # after the executor opened: a bad scheduler leaves no folder
-        report = run_jobs(points, POINT_JOB, store, backend, label="sweep-bits",
-                          progress=progress)
-        reference = (None if iso_tolerance is None else
-                     run_reference(points[0], out, backend, progress=progress))
+        # after the executor opened: a bad scheduler leaves no folder
+        store.bind(manifest, explain=explain_code_change)
+        reports = run_groups(groups, backend, label="sweep-bits", progress=progress)
         description = backend.description
+    report = reports[-1]
+    reference = None if iso_tolerance is None else read_reference(points[0], out)
     df = collect(points, store)
     files = [write_results_csv(df, out / "results.csv")]
     if reference is not None:

@@ -39,8 +39,10 @@ Steps for a point (all on the CPU, one torch thread, deterministic):
    ``energy_ideal_activity_pj`` the ideal network's activity on the same rows);
    ``firing_rate_ideal`` is always the ideal quantized network's rate.
 
-The model and hardware files are re-hashed first: a worker that sees different bytes than the
-driver hashed refuses the point (:class:`CodesignError`) instead of storing a wrong result.
+The model and hardware files are re-hashed first, and the worker's code version
+(:mod:`codesign.sweep.version`) compared with the point's: a worker that sees different bytes
+or runs other code than the driver planned with refuses the point (:class:`CodesignError`)
+instead of storing a wrong result.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from typing import Any, Optional
 
 from codesign.errors import CodesignError
 from codesign.sweep.point import SweepPoint, file_sha256_cached, npz_path
+from codesign.sweep.version import check_code_version
 
 ACCURACY_KIND = "ideal_quantized"
 Z95 = 1.959963984540054
@@ -93,6 +96,7 @@ def point_spec(point: SweepPoint) -> Any:
 
 
 def _check_files(point: SweepPoint) -> None:
+    check_code_version(point.code_version)
     files = [("model", point.model, point.model_sha256), ("hw", point.hw, point.hw_sha256)]
     if point.retrain and point.teacher is not None:
         files.append(("teacher", point.teacher, point.teacher_sha256))

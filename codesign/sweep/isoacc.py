@@ -33,7 +33,6 @@ The selection, ratios and files are pure pandas/numpy (no torch); only
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -137,26 +136,46 @@ def _reference_job(point: SweepPoint) -> dict[str, Any]:
     return evaluate_reference(point)
 
 
-def _reference_record(point: SweepPoint, value: dict[str, Any], seconds: float) -> dict[str, Any]:
-    ident = {k: v for k, v in asdict(point).items() if k not in BIT_FIELDS}
+def _reference_record(point: SweepPoint, value: dict[str, Any], seconds: float,
+                      base: Optional[Union[str, Path]] = None) -> dict[str, Any]:
+    d = point.to_dict() if base is None else point.to_record(base)
+    ident = {k: v for k, v in d.items() if k not in BIT_FIELDS}
     return {"key": reference_key(point), "point": {**ident, "reference": "fp"}, "result": value,
             "run": {"seconds": round(seconds, 3)}}
+
+
+def reference_group(point: SweepPoint, out: Union[str, Path]) -> Any:
+    """The FP reference of the sweep ``point`` belongs to as a one-job
+    :class:`codesign.sweep.runner.JobGroup` storing into ``out/reference/`` (its record's
+    paths relative to ``out``)."""
+    from codesign.sweep.runner import JobGroup, JobSpec
+    from codesign.sweep.store import ResultStore
+
+    store = ResultStore(out, subdir=REFERENCE_DIR)
+    store.log_path = Path(out) / REFERENCE_DIR / "computations.jsonl"
+    job = JobSpec(evaluate=_reference_job, key=reference_key,
+                  record=lambda p, v, s: _reference_record(p, v, s, out),
+                  describe=lambda p, rec: (f"FP reference: accuracy "
+                                           f"{100 * rec['result']['accuracy']:.1f} %"))
+    return JobGroup([point], job, store, label="fp-reference")
+
+
+def read_reference(point: SweepPoint, out: Union[str, Path]) -> dict[str, Any]:
+    """The stored FP reference record of the sweep ``point`` belongs to."""
+    from codesign.sweep.store import ResultStore
+
+    return ResultStore(out, subdir=REFERENCE_DIR).get(reference_key(point))
 
 
 def run_reference(point: SweepPoint, out: Union[str, Path], backend: Any,
                   progress: bool = True) -> dict[str, Any]:
     """Evaluate (or read back) the FP reference of the sweep ``point`` belongs to, on
-    ``backend``; returns its stored record."""
-    from codesign.sweep.runner import JobSpec, run_jobs
-    from codesign.sweep.store import ResultStore
+    ``backend``; returns its stored record. (:func:`codesign.sweep.sweep_bits` runs it in the
+    same :func:`~codesign.sweep.runner.run_groups` call as the grid instead.)"""
+    from codesign.sweep.runner import run_groups
 
-    store = ResultStore(out, subdir=REFERENCE_DIR)
-    store.log_path = Path(out) / REFERENCE_DIR / "computations.jsonl"
-    job = JobSpec(evaluate=_reference_job, key=reference_key, record=_reference_record,
-                  describe=lambda p, rec: (f"FP reference: accuracy "
-                                           f"{100 * rec['result']['accuracy']:.1f} %"))
-    run_jobs([point], job, store, backend, label="fp-reference", progress=progress)
-    return store.get(reference_key(point))
+    run_groups([reference_group(point, out)], backend, label="fp-reference", progress=progress)
+    return read_reference(point, out)
 
 
 # ----------------------------------------------------------------------------- selection

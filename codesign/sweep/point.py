@@ -13,6 +13,15 @@ Options that do not change the result are left out of the identity, so that addi
 not change the keys of earlier sweeps: the retraining options (``teacher*``, ``retrain_*``)
 when ``retrain`` is false, and ``data_sha256`` for the built-in data sets.
 
+The identity also holds ``code_version``, the digest of the library code that computes the
+point (:mod:`codesign.sweep.version`): a result computed by other code is never reused under
+this code's key. :data:`EVALUATOR_VERSION` stays as the hand-kept, human-readable marker of
+what :func:`codesign.sweep.evaluate.evaluate_point` computes.
+
+In memory a point's paths are absolute (a worker anywhere finds the files); the record a
+sweep stores (:meth:`SweepPoint.to_record`) holds them relative to the sweep folder, so a
+sweep folder and its inputs copied elsewhere together read the same, byte for byte.
+
 File hashes are cached per (resolved path, size, mtime in ns): :func:`file_sha256_cached`.
 
 Pure Python (no torch): the driver, the store and the CLI parse and hash points without loading
@@ -30,6 +39,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from codesign.errors import CodesignError
+from codesign.sweep.version import changed_files
+from codesign.sweep.version import code_version as current_code_version
 
 MAX_BITS = 16
 EVALUATOR_VERSION = 4
@@ -82,6 +93,16 @@ def file_sha256_cached(path: Union[str, os.PathLike]) -> str:
 def npz_path(data: str) -> Optional[Path]:
     """The file of an ``npz:PATH`` data set name (``None`` for a built-in data set)."""
     return Path(data[len(NPZ_PREFIX):]) if data.startswith(NPZ_PREFIX) else None
+
+
+def relative_path(path: Union[str, os.PathLike], base: Union[str, os.PathLike]) -> str:
+    """``path`` relative to the folder ``base`` (both resolved; ``..`` where needed), POSIX
+    separators; the absolute path where no relative one exists (another drive)."""
+    p, b = Path(path).resolve(), Path(base).resolve()
+    try:
+        return Path(os.path.relpath(p, b)).as_posix()
+    except ValueError:  # pragma: no cover - Windows, another drive
+        return p.as_posix()
 
 
 def canonical_json(obj: Any) -> str:
@@ -160,6 +181,9 @@ class SweepPoint:
     """Folder of the sweep (absolute; not part of the key): a retrained point keeps its
     closed-loop files in ``workdir/retrain/<key>/``."""
     evaluator: int = EVALUATOR_VERSION
+    code_version: Optional[str] = None
+    """Digest of the code that computes the point (:func:`codesign.sweep.version.code_version`,
+    set by :func:`make_points`; ``None`` for a point built by hand); part of the key."""
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the result: all but the file paths (their hashes stay),
@@ -197,6 +221,20 @@ class SweepPoint:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_record(self, base: Union[str, os.PathLike]) -> dict[str, Any]:
+        """:meth:`to_dict` with the file paths (``model``, ``hw``, ``teacher``, ``workdir``
+        and an ``npz:`` data set's file) relative to the folder ``base`` (POSIX separators):
+        what a sweep stores, free of this machine's absolute paths. The key does not depend on
+        paths, so ``SweepPoint.from_dict(point.to_record(b)).key == point.key``."""
+        d = asdict(self)
+        for f in PATH_FIELDS:
+            if d[f] is not None:
+                d[f] = relative_path(d[f], base)
+        npz = npz_path(self.data)
+        if npz is not None:
+            d["data"] = NPZ_PREFIX + relative_path(npz, base)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepPoint:
@@ -280,6 +318,7 @@ def make_points(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], dat
     if chips > 1 and common.get("nonideal") is None:
         raise CodesignError(f"--chips {chips}: several chips differ only by their non-ideality "
                             "draws; give --nonideal (all, or names) too")
+    common["code_version"] = current_code_version()
     return [SweepPoint(str(mpath), msha, str(hpath), hsha, data, wbits=w, ubits=u,
                        adc_bits=a, **common)
             for w, u, a in product(wbits, ubits, adc_bits)]
@@ -295,8 +334,47 @@ def manifest_for(points: list[SweepPoint]) -> dict[str, Any]:
     shared = points[0].identity()
     for k in ("wbits", "ubits", "adc_bits"):
         shared.pop(k)
-    return {"format": "codesign-sweep", "version": 1, "shared": shared,
-            "wbits": sorted({p.wbits for p in points}),
-            "ubits": sorted({p.ubits for p in points}),
-            "adc_bits": sorted({p.adc_bits for p in points}, key=lambda v: (v is None, v or 0)),
-            "keys": sorted(p.key for p in points)}
+    manifest: dict[str, Any] = {
+        "format": "codesign-sweep", "version": 2, "shared": shared,
+        "wbits": sorted({p.wbits for p in points}),
+        "ubits": sorted({p.ubits for p in points}),
+        "adc_bits": sorted({p.adc_bits for p in points}, key=lambda v: (v is None, v or 0)),
+        "keys": sorted(p.key for p in points)}
+    if shared.get("code_version") is not None:
+        from codesign.sweep.version import code_record
+
+        code = code_record()
+        if code["version"] == shared["code_version"]:  # planned in this process: its files
+            manifest["code"] = code
+    return manifest
+
+
+def explain_code_change(held: Any, manifest: dict[str, Any]) -> Optional[str]:
+    """The refusal message when a folder holds *this* sweep computed by other code (the
+    manifests differ only in the code version and hence the keys), else ``None``.
+
+    Such a folder is refused rather than recomputed in place: its results stay as they are
+    (for comparison, or to go back to the old code) and are never mixed with new ones; the
+    message names the changed files and how to proceed."""
+    if not isinstance(held, dict) or not isinstance(held.get("shared"), dict):
+        return None
+    ignore = {"code", "keys", "version"}
+    if any(held.get(k) != manifest.get(k) for k in (set(held) | set(manifest)) - ignore):
+        return None
+    old_shared = {k: v for k, v in held["shared"].items() if k != "code_version"}
+    new_shared = {k: v for k, v in manifest["shared"].items() if k != "code_version"}
+    old_v, new_v = held["shared"].get("code_version"), manifest["shared"].get("code_version")
+    if old_shared != new_shared or old_v == new_v:
+        return None
+    old_files = (held.get("code") or {}).get("files")
+    new_files = (manifest.get("code") or {}).get("files") or {}
+    if old_files:
+        changed = changed_files(old_files, new_files)
+        shown = ", ".join(changed[:4]) + (f" (+{len(changed) - 4} more)" if len(changed) > 4
+                                          else "")
+        what = f"code version {old_v}, this code {new_v}; changed: {shown or '?'}"
+    else:
+        what = (f"made before code versions were recorded; this code {new_v}" if old_v is None
+                else f"code version {old_v}, this code {new_v}")
+    return (f"the results were computed by other code ({what}) and are not reused: remove the "
+            f"folder to recompute them with this code, or choose another --out")

@@ -24,7 +24,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -61,12 +61,20 @@ class ResultStore:
 
     # ----------------------------------------------------------------------------- manifest
 
-    def bind(self, manifest: dict[str, Any]) -> None:
-        """Adopt ``manifest`` for a new or empty folder; refuse a folder holding another sweep."""
+    def bind(self, manifest: dict[str, Any],
+             explain: Optional[Callable[[Any, dict[str, Any]], Optional[str]]] = None) -> None:
+        """Adopt ``manifest`` for a new or empty folder; refuse a folder holding another sweep.
+
+        ``explain(held, manifest)``: a more specific refusal message for a held manifest that
+        differs (``None``: the generic one), e.g.
+        :func:`codesign.sweep.point.explain_code_change`."""
         path = self.folder / MANIFEST
         if path.exists():
             held = read_json(path)
             if held != json.loads(json.dumps(manifest)):
+                why = explain(held, json.loads(json.dumps(manifest))) if explain else None
+                if why is not None:
+                    raise CodesignError(f"{self.folder}: {why}")
                 diff = sorted(k for k in set(held) | set(manifest)
                               if held.get(k) != manifest.get(k)) if isinstance(held, dict) \
                     else ["(not a mapping)"]
