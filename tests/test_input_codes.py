@@ -92,3 +92,20 @@ def test_half_scale_image_same_reads_in_cost_model_simulator_and_by_hand(half_im
     cost_planes = binary_planes(x_rec[0], analog=True, scheme="bit_serial", bits=8)
     for b in range(8):
         assert np.array_equal(cost_planes[b][:, 0], planes[b][:, 1:29, 1:29].astype(bool)), b
+
+
+def test_synaptic_ops_count_rows_with_a_non_zero_code(student):
+    """At 2 input bits (3 steps) a pixel below 1/6 has code 0: it drives no plane, so it is no
+    synaptic op, although the pixel is non-zero. Hand-set input of three pixels, hand count on
+    the student's first 3x3 conv."""
+    x = np.zeros((1, 1, 1, 28, 28), np.float32)
+    x[0, 0, 0, 10, 10] = 0.1   # code round(0.3) = 0
+    x[0, 0, 0, 12, 12] = 0.5   # code round(1.5) = 2 (ties to even): plane 1 only
+    x[0, 0, 0, 20, 20] = 1.0   # code 3: planes 0 and 1
+    graph = graph_from_model(student)
+    lay = graph_layer(graph, "conv1")
+    m = map_layer(lay, load_spec(preset_path("rram_physical_32nm")), name="conv1")
+    ba = row_block_activity(x, lay, m, analog=True, scheme="bit_serial", bits=2)
+    # each driven pixel sits in the 3x3 patch of 9 output positions (all inside the image)
+    assert ba.sop_rows[0] == 2 * 9
+    assert ba.active_rows[0] == (1 + 2) * 9

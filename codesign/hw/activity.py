@@ -52,8 +52,8 @@ class BlockActivity:
     planes: int
     dense: bool
     nonzero_rows: np.ndarray | None = None
-    """Sum over row-block reads of rows with a non-zero input (all planes at once); equals
-    ``active_rows`` for one plane. Used for synaptic-op counts."""
+    """Sum over row-block reads of rows driven in any plane (a non-zero code: all planes at
+    once); equals ``active_rows`` for one plane. Used for synaptic-op counts."""
 
     @property
     def sop_rows(self) -> np.ndarray:
@@ -185,8 +185,9 @@ def row_block_activity(
     T, B = int(x.shape[0]), int(x.shape[1])
     flat = x.reshape((T * B, *in_shape)) if m.op == "conv" else x.reshape(T * B, -1)
     planes = binary_planes(flat, analog=analog, scheme=scheme, bits=bits, levels=levels)
-    if len(planes) > 1:  # count non-zero inputs too (synaptic ops), as one more pass
-        nz_act = row_block_activity(x != 0, layer, m, name=name)
+    if len(planes) > 1:  # rows driven in any plane (synaptic ops), as one more pass
+        driven = np.logical_or.reduce(planes).reshape(x.shape)
+        nz_act = row_block_activity(driven, layer, m, name=name)
     bidx = m.block_index()
     active = np.zeros(T * B, dtype=np.int64)
     nonzero = np.zeros(T * B, dtype=np.int64)
