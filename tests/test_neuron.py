@@ -169,6 +169,37 @@ def test_quantized_fused_path_equals_autograd_reference(reset: str, timing: str,
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("timing", RESET_TIMINGS)
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("beta", [0.5, 0.8])
+def test_quantized_fused_float32_scalar_step_bit_for_bit(reset: str, timing: str,
+                                                         beta: float) -> None:
+    """float32 with the one-element step the shipped models use (its Python-number kernels)
+    and a power-of-two ``beta`` (the one-``add`` charge) or not: spikes and H equal to the
+    per-step autograd graph bit for bit on a 4-D conv-shaped input with a time-repeated
+    (stride-0, direct-encoded) current; the gradients of the input and of the step equal to
+    float32 rounding."""
+    torch.manual_seed(7)
+    lif = LIF(beta=beta, theta=1.0, reset=reset, ubits=4, reset_timing=timing)
+    lif.record = True
+    assert lif.own_scale is not None
+    img = (torch.randn(3, 4, 5, 5) * 0.9 + 0.4).requires_grad_()
+    x = img.unsqueeze(0).expand(5, 3, 4, 5, 5)
+    w_s, w_h = torch.randn(5, 3, 4, 5, 5), torch.randn(5, 3, 4, 5, 5)
+    params = [img, lif.own_scale]
+    s1 = lif(x)
+    h1 = lif.h
+    g1 = torch.autograd.grad((s1 * w_s).sum() + (h1 * w_h).sum(), params)
+    s2 = lif.reference_forward(x)
+    h2 = lif.h
+    g2 = torch.autograd.grad((s2 * w_s).sum() + (h2 * w_h).sum(), params)
+    assert torch.equal(s1, s2) and torch.equal(h1, h2)
+    assert 0 < s1.sum() < s1.numel()
+    for a, b in zip(g1, g2, strict=True):
+        assert b.abs().sum() > 0
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), (a - b).abs().max()
+
+
 def test_quantized_lif_without_grad_equals_reference() -> None:
     torch.manual_seed(6)
     lif = LIF(beta=0.9, theta=1.0, ubits=4, reset_timing="delayed")

@@ -183,6 +183,46 @@ class _FusedLIF(torch.autograd.Function):
         return (grad_in,) + none
 
 
+def _pow2(beta: float) -> bool:
+    """True when ``beta * u`` is exact in binary floating point (``beta`` a power of two)."""
+    return beta > 0.0 and math.frexp(beta)[0] == 0.5
+
+
+def _sub_scaled(a: torch.Tensor, b: torch.Tensor, k: Union[float, torch.Tensor],
+                out: torch.Tensor) -> torch.Tensor:
+    """``out = a - k b`` with ``k`` a Python number (one pass, ``alpha``) or a broadcast tensor."""
+    if isinstance(k, float):
+        return torch.sub(a, b, alpha=k, out=out)
+    return torch.addcmul(a, b, k, value=-1.0, out=out)
+
+
+class _StepGrad:
+    """Accumulator of the membrane step's gradient ``sum(scale * a * b)`` reduced to the step's
+    shape: a Python float (one-element step: the products summed with PyTorch's cascade sum of
+    one scratch buffer) or a tensor of the step's shape (``sum_to_size``)."""
+
+    def __init__(self, step: torch.Tensor, scratch: torch.Tensor) -> None:
+        self.step = step
+        self.scalar = step.numel() == 1
+        self.scratch = scratch
+        self.total: Union[float, torch.Tensor] = 0.0 if self.scalar else torch.zeros_like(step)
+
+    def add(self, a: torch.Tensor, b: Optional[torch.Tensor] = None,
+            scale: Union[float, torch.Tensor] = 1.0) -> None:
+        prod = a if b is None else torch.mul(a, b, out=self.scratch)
+        if self.scalar:
+            self.total += float(prod.sum()) * float(scale)
+        else:
+            self.total = self.total + prod.sum_to_size(self.step.shape) * scale
+
+    def result(self) -> torch.Tensor:
+        if self.scalar:
+            return torch.full(self.step.shape, self.total, dtype=self.step.dtype,
+                              device=self.step.device)
+        assert isinstance(self.total, torch.Tensor)
+        return self.total
+
+
 class _FusedQuantLIF(torch.autograd.Function):
     """Quantized LIF (membrane on the grid ``s * [lo, hi]``) over all T steps, hand-written BPTT.
 
@@ -202,10 +242,14 @@ class _FusedQuantLIF(torch.autograd.Function):
                                                           gtheta_q -= S gx[t+1]
         carry gU[t] = beta gx[t+1];  gI[t] = gx[t];  gs += theta_int gtheta_q
 
-    summed over steps and reduced over the broadcast dimensions of ``s``. The forward notes
-    per step whether the clamp bit anywhere (one min/max pass); the backward skips the clamp
-    masks of steps where it did not (the masks would be all ones). A one-element step is
-    handled as a 0-d tensor (PyTorch's CPU scalar fast path).
+    summed over steps and reduced over the broadcast dimensions of ``s`` (each term reduced
+    as it is formed: no elementwise accumulators). The forward notes per step whether the
+    clamp bit anywhere (one min/max pass); the backward skips the clamp masks of steps where
+    it did not (the masks would be all ones). A one-element step (the default, per-layer
+    step) enters every elementwise op as a Python number: the same float32 value (so the same
+    results), but PyTorch's vectorised scalar kernels instead of a broadcast 0-d tensor
+    operand (a ternary ``addcmul`` with a 0-d operand runs at about half the speed). With a
+    power-of-two ``beta`` (``beta u`` exact) the charge ``beta U + I`` is one ``add`` pass.
     """
 
     @staticmethod
@@ -218,35 +262,45 @@ class _FusedQuantLIF(torch.autograd.Function):
         theta_q = theta_int * step
         lo_s, hi_s = lo * step, hi * step
         lo_max, hi_min = float(lo_s.max()), float(hi_s.min())
+        scalar = step.numel() == 1
+        # the step-shaped operands, as Python numbers when one element (same float values)
+        st = float(step) if scalar else step
+        thq = float(theta_q) if scalar else theta_q
+        lo_v = float(lo_s) if scalar else lo_s
+        hi_v = float(hi_s) if scalar else hi_s
+        one_add = _pow2(beta)
         x = torch.empty_like(current[0])
         u = torch.empty_like(current[0]) if steps > 1 else None
         clamped = [False] * steps
         for t in range(steps):
             h, s = out_h[t], out_s[t]
-            if t == 0:  # U[0] = 0: x = beta * 0 + I
-                x.copy_(current[0])
+            if t == 0:  # U[0] = 0: x = beta * 0 + I, z = x / s
+                torch.div(current[0], st, out=x)
             else:
-                torch.mul(u, beta, out=x)
-                x.add_(current[t])  # x = beta U + I
+                if one_add:  # beta U exact: I + beta U rounds once, as beta * U + I does
+                    torch.add(current[t], u, alpha=beta, out=x)
+                else:
+                    torch.mul(u, beta, out=x)
+                    x.add_(current[t])  # x = beta U + I
                 if delayed:
-                    x.addcmul_(theta_q, out_s[t - 1], value=-1.0)  # - theta_q S[t-1]
-            x.div_(step)  # z = x / s
+                    _sub_scaled(x, out_s[t - 1], thq, out=x)  # - theta_q S[t-1]
+                x.div_(st)  # z = x / s
             torch.round(x, out=h)
             if err is not None:
                 torch.sub(h, x, out=err[t])  # e = round(z) - z (exact)
-            h.mul_(step)  # H = s round(x / s)
-            torch.ge(h, theta_q, out=s)
+            h.mul_(st)  # H = s round(x / s)
+            torch.ge(h, thq, out=s)
             if t < steps - 1:
                 if delayed:
                     u.copy_(h)
                 elif zero_reset:
                     torch.addcmul(h, h, s, value=-1.0, out=u)  # H (1 - S)
                 else:
-                    torch.addcmul(h, s, theta_q, value=-1.0, out=u)  # H - theta_q S
+                    _sub_scaled(h, s, thq, out=u)  # H - theta_q S (S in {0, 1}: exact product)
                 u_min, u_max = torch.aminmax(u)
                 clamped[t] = bool(u_min < lo_max) or bool(u_max > hi_min)
                 if clamped[t]:  # (otherwise the clamp is the identity)
-                    torch.clamp(u, lo_s, hi_s, out=u)
+                    torch.clamp(u, lo_v, hi_v, out=u)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(out_h, out_s, err, step, theta_int, theta_q, lo_s, hi_s)
         ctx.cfg = (beta, lo, hi, zero_reset, delayed, kind, alpha, clamped)
@@ -260,17 +314,21 @@ class _FusedQuantLIF(torch.autograd.Function):
         if grad_s is None and grad_h is None:
             return (None, None) + none
         need_step = err is not None and ctx.needs_input_grad[1]
+        scalar = step.numel() == 1
+        thq = float(theta_q) if scalar else theta_q
+        thi = float(theta_int) if scalar else theta_int
         steps = out_h.shape[0]
         grad_in = torch.empty_like(out_h)
         sg, gu, m, p = (torch.empty_like(out_h[0]) for _ in range(4))
-        # elementwise accumulators of the step gradient: gs (Q and clamp terms), gtheta_q
-        gs_el = torch.zeros_like(out_h[0]) if need_step else None
-        gth = torch.zeros_like(out_h[0]) if need_step else None
+        acc = _StepGrad(step, torch.empty_like(sg)) if need_step else None
         for t in range(steps - 1, -1, -1):
             h, s, g = out_h[t], out_s[t], grad_in[t]
             nxt = grad_in[t + 1] if t < steps - 1 else None
-            if nxt is not None:  # gradient reaching U[t] through the next step, then the clamp
-                torch.mul(nxt, beta, out=gu)
+            # gradient reaching U[t] through the next step (then the clamp): gu = beta nxt,
+            # formed only where it is needed (clamp, zero reset); otherwise folded into alphas
+            gu_t: Optional[torch.Tensor] = None
+            if nxt is not None and (clamped[t] or zero_reset):
+                gu_t = torch.mul(nxt, beta, out=gu)
                 if clamped[t]:
                     if delayed:
                         c = h
@@ -279,45 +337,64 @@ class _FusedQuantLIF(torch.autograd.Function):
                         if zero_reset:
                             torch.addcmul(h, h, s, value=-1.0, out=c)
                         else:
-                            torch.addcmul(h, s, theta_q, value=-1.0, out=c)
+                            _sub_scaled(h, s, thq, out=c)
                     torch.gt(c, hi_s, out=m)
                     torch.lt(c, lo_s, out=p)
-                    if gs_el is not None:
-                        gs_el.addcmul_(gu, m, value=float(hi))
-                        gs_el.addcmul_(gu, p, value=float(lo))
+                    if acc is not None:
+                        acc.add(gu_t, m, float(hi))
+                        acc.add(gu_t, p, float(lo))
                     m.add_(p)
-                    gu.addcmul_(gu, m, value=-1.0)  # inside the range only
-            _surrogate_into(h, theta_q, kind, alpha, sg)
-            if nxt is None:  # g = gS
+                    gu_t.addcmul_(gu_t, m, value=-1.0)  # inside the range only
+            _surrogate_into(h, thq, kind, alpha, sg)
+            # g = dL/dS[t] (before the surrogate)
+            if nxt is None:
                 if grad_s is not None:
                     g.copy_(grad_s[t])
                 else:
                     g.zero_()
             else:
-                a, b = (nxt, theta_q) if delayed else ((h, gu) if zero_reset else (gu, theta_q))
-                if grad_s is not None:
-                    torch.addcmul(grad_s[t], a, b, value=-1.0, out=g)
+                gs_t = grad_s[t] if grad_s is not None else None
+                if delayed:
+                    a, k = nxt, thq
+                elif zero_reset:
+                    assert gu_t is not None
+                    a, k = None, None
+                elif gu_t is not None:
+                    a, k = gu_t, thq
                 else:
-                    torch.mul(a, b, out=g).neg_()
+                    a, k = nxt, (beta * thq if scalar else theta_q * beta)
+                if a is None:  # zero reset: - H gc
+                    if gs_t is not None:
+                        torch.addcmul(gs_t, h, gu_t, value=-1.0, out=g)
+                    else:
+                        torch.mul(h, gu_t, out=g).neg_()
+                elif gs_t is not None:
+                    _sub_scaled(gs_t, a, k, out=g)
+                elif isinstance(k, float):
+                    torch.mul(a, -k, out=g)
+                else:
+                    torch.mul(a, k, out=g).neg_()
             g.mul_(sg)  # gS sg: the gradient through the spike
-            if gth is not None:
-                gth.sub_(g)
-                if nxt is not None and not zero_reset:
-                    gth.addcmul_(s, nxt if delayed else gu, value=-1.0)
+            if acc is not None:
+                acc.add(g, scale=-thi)  # gtheta_q -= gS sg
+                if nxt is not None and not zero_reset:  # gtheta_q -= S gc (or S gx[t+1])
+                    if delayed or gu_t is None:
+                        acc.add(s, nxt, -thi * (1.0 if delayed else beta))
+                    else:
+                        acc.add(s, gu_t, -thi)
             if grad_h is not None:
                 g.add_(grad_h[t])
             if nxt is not None:
-                g.add_(gu)
-                if zero_reset:
-                    g.addcmul_(gu, s, value=-1.0)  # gc (1 - S)
-            if gs_el is not None:
+                if gu_t is None:
+                    g.add_(nxt, alpha=beta)
+                else:
+                    g.add_(gu_t)
+                    if zero_reset:
+                        g.addcmul_(gu_t, s, value=-1.0)  # gc (1 - S)
+            if acc is not None:
                 assert err is not None
-                gs_el.addcmul_(g, err[t])
-        grad_step = None
-        if gs_el is not None:
-            assert gth is not None
-            gs_el.addcmul_(gth, theta_int)
-            grad_step = gs_el.sum_to_size(step.shape)
+                acc.add(g, err[t])
+        grad_step = acc.result() if acc is not None else None
         return (grad_in, grad_step) + none
 
 
