@@ -358,7 +358,7 @@ def explain_code_change(held: Any, manifest: dict[str, Any]) -> Optional[str]:
     message names the changed files and how to proceed."""
     if not isinstance(held, dict) or not isinstance(held.get("shared"), dict):
         return None
-    ignore = {"code", "keys", "version"}
+    ignore = {"code", "keys", "version", "shared"}  # shared: compared below
     if any(held.get(k) != manifest.get(k) for k in (set(held) | set(manifest)) - ignore):
         return None
     old_shared = {k: v for k, v in held["shared"].items() if k != "code_version"}
