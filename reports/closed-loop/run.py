@@ -38,6 +38,8 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
     "ir_drop_first_order_programming": ("ir_drop,programming",
                                         {"nonideal.ir_drop.model": "first_order"}),
     "programming": ("programming", {}),
+    "adc5": ("none", {"adc.bits": 5}),
+    "read_noise": ("read_noise", {}),
     "ir_drop_exact": ("ir_drop", {"nonideal.ir_drop.model": "transfer"}),
     "ir_drop_exact_programming": ("ir_drop,programming",
                                   {"nonideal.ir_drop.model": "transfer"}),
