@@ -18,11 +18,15 @@ Exact model (:func:`solve_crossbar`)
 
 Transfer matrix (:func:`transfer_conductance`, ``nonideal.ir_drop.model: transfer``)
     The circuit is linear, so ``I = v @ T`` with ``T`` depending on ``G`` only: computed once
-    per programmed crossbar by block line relaxation (exact tridiagonal solves along all row
-    wires, then all column wires, all ``R`` unit inputs at once), exact to a tolerance at any
-    size (at 128x128 with 1.9 / 5.6 ohm: < 1e-4 of the largest current; CrossSim instead
-    iterates its circuit solver per input vector). :func:`transfer_conductance_cg` computes the
-    same matrix by conjugate gradients (cross-check).
+    per programmed crossbar, directly and exactly up to rounding, by Kron reduction (Schur
+    complements of the nodal matrix) row by row from the top: each row wire is reduced to a
+    Norton equivalent at its column nodes (its tridiagonal inverse is semiseparable: ``O(C)``
+    recurrences), and the rows above are carried down the column segments as one ``C x C``
+    admittance and a ``C x R`` source matrix. About ``4 R C^3`` flops per crossbar, no
+    iteration, batched over crossbars (float32: ~3e-5 of the largest current at 128x128;
+    CrossSim instead iterates its circuit solver per input vector).
+    :func:`transfer_conductance_cg` computes the same matrix by conjugate gradients
+    (cross-check and benchmark baseline).
 
 First-order model (:func:`effective_conductance`, ``model: first_order``)
     One Jacobi step from the ideal currents ``i[r, c] = v[r] G[r, c]`` (first order in the wire
@@ -41,6 +45,8 @@ First-order model (:func:`effective_conductance`, ``model: first_order``)
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import scipy.sparse as sp
@@ -165,116 +171,171 @@ def _wire_operator(i: torch.Tensor, r_row: float, r_col: float) -> torch.Tensor:
     return r_row * drop_row + r_col * drop_col
 
 
-def _tridiag_factor(diag: torch.Tensor, g: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Thomas factors of the symmetric tridiagonal matrices ``tridiag(-g, diag, -g)`` (one per
-    leading index, size ``n = diag.shape[-1]``): pivots ``m`` and multipliers ``w = g / m``."""
-    n = diag.shape[-1]
-    m = [diag[..., 0]]
-    for i in range(1, n):
-        m.append(diag[..., i] - g * g / m[-1])
-    mm = torch.stack(m, dim=-1)
-    return mm, g / mm
+_EXP_SAFE = 60.0
+"""Largest ``|S|`` (log of the row-wire attenuation, :func:`_row_factors`) for which the row
+couplings are formed as outer products ``a b^T`` (``exp(60) ~ 1e26``: no overflow in float32);
+beyond it (wires far too resistive for the cells) they are formed from ``exp(-|S_i - S_j|)``."""
 
 
-def _tridiag_inverse(diag: torch.Tensor, g: float) -> torch.Tensor:
-    """Dense inverses ``(..., n, n)`` of ``tridiag(-g, diag, -g)`` (``diag``: ``(..., n)``), by
-    the Thomas algorithm on the identity (stable: the matrices are diagonally dominant)."""
-    n = diag.shape[-1]
-    m, w = _tridiag_factor(diag, g)
-    eye = torch.eye(n, dtype=diag.dtype)
-    y = [eye[0] / m[..., 0:1]]
-    for i in range(1, n):
-        y.append((eye[i] + g * y[-1]) / m[..., i: i + 1])
-    x = [y[-1]]
-    for i in range(n - 2, -1, -1):
-        x.append(y[i] + w[..., i: i + 1] * x[-1])
-    return torch.stack(x[::-1], dim=-2)
+def _row_factors(G: torch.Tensor, g_row: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Generators of ``D (L + D)^{-1} D`` for every row wire at once (float64, ``(n, R, C)``).
+
+    ``L + D`` is the row wire's nodal matrix: ``D = diag(G[r])`` the cells, ``L`` the wire
+    Laplacian (segment conductance ``g_row``; node 0 also has the driver segment to the source,
+    the last node only its left segment). It is a symmetric tridiagonal M-matrix, so its
+    inverse ``X`` is semiseparable: with the forward Thomas pivots ``g + p_k`` and multipliers
+    ``w_k = g / (g + p_k)``, ``X[i, j] = X[j, j] prod_{i <= k < j} w_k`` for ``i <= j``
+    (back substitution of a right-hand side that is zero above row ``j``), and ``X[j, j]`` is
+    one over the conductance node ``j`` sees when every other node is eliminated:
+    ``left_j + G_j + right_j``, the left and right parts of the wire reduced to one conductance
+    each by ``p -> G + g p / (g + p)`` (a segment in series, then a cell in parallel). Every
+    recurrence adds positive terms only (no cancellation). With ``S_i = sum_{k < i} log w_k``
+    (non-increasing), ``(D X D)[i, j] = a_i b_j`` for ``i <= j``, ``a = G exp(-S)``,
+    ``b = G X_diag exp(S)``. Returns ``S``, ``X_diag`` and ``b``.
+    """
+    n, R, C = G.shape
+    left = torch.empty_like(G)
+    right = torch.empty_like(G)
+    logw = torch.empty_like(G)
+    left[..., 0] = g_row  # the driver segment to the source
+    p = G[..., 0] + g_row
+    logw[..., 0] = -torch.log1p(p / g_row)
+    for j in range(1, C):
+        left[..., j] = g_row * p / (g_row + p)
+        p = G[..., j] + left[..., j]
+        logw[..., j] = -torch.log1p(p / g_row)
+    right[..., C - 1] = 0.0  # the far end of the row wire is open
+    q = G[..., C - 1]
+    for j in range(C - 2, -1, -1):
+        right[..., j] = g_row * q / (g_row + q)
+        q = G[..., j] + right[..., j]
+    x_diag = 1.0 / (left + G + right)
+    S = torch.cumsum(logw, -1) - logw  # exclusive: S_0 = 0
+    return S, x_diag, G * x_diag * torch.exp(S)
 
 
-def transfer_conductance(G: torch.Tensor, r_row: float, r_col: float, *, tol: float = 1e-6,
-                         max_iter: int = 500, chunk: int = 8,
-                         dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def _spd_inverse(A: torch.Tensor, base: int = 16) -> torch.Tensor:
+    """Inverse of symmetric positive definite ``A`` ``(..., m, m)`` by recursive 2x2 block
+    elimination (only the upper-right off-diagonal block is read): with ``A = [[P, Q],
+    [Q^T, S]]``, ``T = P^{-1} Q`` and the Schur complement ``Z = S - Q^T T``,
+    ``A^{-1} = [[P^{-1} + T Z^{-1} T^T, -T Z^{-1}], [-Z^{-1} T^T, Z^{-1}]]``. About
+    ``4/3 m^3`` flops, all in batched matrix products (faster here than LAPACK's Cholesky for
+    many small matrices); blocks of ``base`` or fewer by LU. No pivoting is needed for SPD
+    matrices, and the matrices inverted here have condition numbers below
+    ``1 + R max(G) r_col`` (:func:`transfer_conductance`)."""
+    m = A.shape[-1]
+    if m <= base:
+        return torch.linalg.inv_ex(A)[0]
+    h = m // 2
+    P, Q, S = A[..., :h, :h], A[..., :h, h:], A[..., h:, h:]
+    p_inv = _spd_inverse(P, base)
+    T = torch.matmul(p_inv, Q)
+    z_inv = _spd_inverse(S - torch.matmul(Q.transpose(-1, -2), T), base)
+    off = -torch.matmul(T, z_inv)
+    out = torch.empty_like(A)
+    out[..., :h, :h] = p_inv - torch.matmul(off, T.transpose(-1, -2))
+    out[..., :h, h:] = off
+    out[..., h:, :h] = off.transpose(-1, -2)
+    out[..., h:, h:] = z_inv
+    return out
+
+
+def transfer_conductance(G: torch.Tensor, r_row: float, r_col: float, *, chunk: int = 64,
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Exact IR-drop transfer matrix ``G_eff`` (``I = v @ G_eff``) of each ``(R, C)`` tile.
 
-    The circuit is linear, so the column currents are ``sum_r v[r] G_eff[r, :]``: row ``s`` of
-    ``G_eff`` is the column currents when only row ``s`` is driven at 1 V (the other drivers at
-    0 V). All ``R`` unit inputs are solved at once by block Gauss-Seidel line relaxation on the
-    nodal equations of :func:`solve_crossbar`: with the column nodes ``b`` fixed, each row wire
-    is one tridiagonal system ``(L_row + diag G[r]) a[r] = G[r] b[r] + e_0 v[r] / r_row``; with
-    ``a`` fixed, each column wire is ``(L_col + diag G[:, c]) b[:, c] = G[:, c] a[:, c]``
-    (``L`` the wire Laplacians; source and ground segments on the diagonal). The inverses of
-    these ``R + C`` tridiagonal matrices are computed once per tile (Thomas algorithm), so a
-    sweep is two batched matrix products, ``~4 R^2 C^2`` flops per tile. The sweep is the
-    exact block Gauss-Seidel iteration of a symmetric positive definite system, so it
-    converges; its rate is about ``prod(G / (G + lambda_min))`` over the two wire layers
-    (``lambda_min ~ (pi / 2N)^2 / r``), so wires that are stiff against the cells converge in
-    a few sweeps (preset 128x128 at 1.9 / 5.6 ohm: 7 sweeps). Stops when the estimated
-    remaining error ``d_k rho / (1 - rho)`` (``d_k`` the largest change of an output current
-    in sweep ``k``, ``rho = d_k / d_{k-1}``) is below ``tol`` times the tile's largest output.
+    The circuit (module docstring) is linear, so the column currents are
+    ``sum_r v[r] G_eff[r, :]``. ``G_eff`` is computed directly, without iteration, by Kron
+    reduction (Schur complements of the nodal matrix of :func:`solve_crossbar`), one row at a
+    time from the top, all tiles batched:
 
-    ``G``: ``(..., R, C)`` conductances and ``r_row``, ``r_col`` resistances in any consistent
-    units (``r * G`` dimensionless); leading dimensions batched, ``chunk`` tiles at a time
-    (memory: about ``5 chunk R^2 C`` numbers). Computed in ``dtype`` (float32: about twice as
-    fast, rounding ~1e-6 of the largest output, so keep ``tol >= 1e-5`` there), returned in
-    ``G.dtype``.
+    1. Row wire ``r`` (row nodes ``a[r, :]``; cells ``D = diag(G[r])``; wire Laplacian ``L``
+       with the driver segment ``g_r = 1 / r_row`` at node 0) is eliminated: seen from the
+       column nodes ``b[r, :]`` it is a Norton source, current into ``b[r]`` =
+       ``k_r v[r] - Y_row_r b[r]`` with ``Y_row_r = D - D (L + D)^{-1} D`` and
+       ``k_r = g_r D (L + D)^{-1} e_0``; ``(L + D)^{-1}`` is semiseparable, so both come from
+       ``O(C)`` recurrences per row (:func:`_row_factors`).
+    2. Rows ``0..r`` together, seen from ``b[r, :]``, are ``J = K_r v[0..r] - Y_r b[r]``.
+       Through the column segments (``g_c = 1 / r_col``) to ``b[r+1]``: with
+       ``M = g_c (Y_r + g_c I)^{-1}``, ``Y' = M Y_r`` (``= g_c I - g_c M``, written without
+       the cancellation) and ``K' = M K_r``; then ``Y_{r+1} = Y' + Y_row_{r+1}`` and
+       ``K_{r+1} = [K', k_{r+1}]``.
+    3. The last row's column nodes drain through one segment to the virtual ground:
+       ``b[R-1] = (Y_{R-1} + g_c I)^{-1} K v``, so ``G_eff^T = M_{R-1} K_{R-1}``.
+
+    Every matrix inverted is ``g_c I + Y`` with ``0 <= Y <= sum_r diag(G[r])`` (Loewner
+    order: each reduction step only lowers an admittance), so its condition number is below
+    ``1 + R max(G) r_col`` (1.03 at 128 rows, 40 uS, 5.6 ohm): :func:`_spd_inverse` is safe
+    in float32. Cost about ``(4/3 + 2) C^3 + 2 C^2 r`` flops for row ``r``, ``~4 R C^3`` per
+    tile, no iteration; exact up to rounding (float32: ~1e-6 of the largest output at
+    128x128, float64: ~1e-13; ``reports/bench/sim_irdrop.md``). Unused rows and columns of a
+    tile (g_off filler) load the wires like any other cell and are kept.
+
+    ``G``: ``(..., R, C)`` conductances ``>= 0`` and ``r_row``, ``r_col`` the resistance of one
+    segment, in any consistent units (``r * G`` dimensionless); leading dimensions batched,
+    ``chunk`` tiles at a time. The sweep runs in ``dtype`` (the row recurrences in float64);
+    returned in ``G.dtype``.
     """
-    if not (r_row > 0 and r_col > 0):
+    if not (math.isfinite(r_row) and math.isfinite(r_col) and r_row > 0 and r_col > 0):
         raise CodesignError(f"IR drop: r_row = {r_row!r}, r_col = {r_col!r}: the transfer model "
                             "needs wire resistances > 0")
     lead = G.shape[:-2]
     R, C = G.shape[-2], G.shape[-1]
-    tiles = G.reshape(-1, R, C).to(dtype)
-    out = torch.empty_like(tiles)
+    tiles = G.reshape(-1, R, C).to(torch.float64)
+    if not bool(torch.isfinite(tiles).all()) or bool((tiles < 0).any()):
+        raise CodesignError("IR drop: the transfer model needs finite conductances >= 0")
+    out = torch.empty(tiles.shape, dtype=dtype)
     for k0 in range(0, tiles.shape[0], chunk):
         out[k0: k0 + chunk] = _transfer_block(tiles[k0: k0 + chunk], float(r_row), float(r_col),
-                                              tol, max_iter)
+                                              dtype)
     return out.reshape(lead + (R, C)).to(G.dtype)
 
 
-def _transfer_block(G: torch.Tensor, r_row: float, r_col: float, tol: float, max_iter: int
+def _transfer_block(G: torch.Tensor, r_row: float, r_col: float, dtype: torch.dtype
                     ) -> torch.Tensor:
-    """:func:`transfer_conductance` of ``(n, R, C)`` tiles (computed in their dtype)."""
+    """:func:`transfer_conductance` of ``(n, R, C)`` float64 tiles, the sweep in ``dtype``."""
     n, R, C = G.shape
-    gr, gc = 1.0 / r_row, 1.0 / r_col
-    dt = G.dtype
-    row_deg = torch.ones(C, dtype=dt)
-    row_deg[:-1] += 1.0  # segments at a row node: the one to the left (the source at c = 0)...
-    col_deg = torch.ones(R, dtype=dt)
-    col_deg[1:] += 1.0  # ...and at a column node: the one below (ground at r = R-1)
-    a_inv = _tridiag_inverse(G + gr * row_deg, gr)  # (n, R, C, C), one per row wire
-    gt = G.transpose(-1, -2).contiguous()  # (n, C, R)
-    b_inv = _tridiag_inverse(gt + gc * col_deg, gc)  # (n, C, R, R), one per column wire
-    src = gr * a_inv[..., 0, :]  # (n, R, C): row wire r driven at 1 V, column nodes at 0 V
-    ar = torch.arange(R)
-    b = None  # column-node voltages, layout (n, c, s, r): tile, column, driven row, row
-    prev, d_prev = None, None
-    current = torch.zeros(n, C, R, dtype=dt)
-    for _ in range(max_iter):
-        if b is None:
-            a = torch.zeros(n, R, R, C, dtype=dt)  # layout (n, r, s, c)
-        else:
-            x = b.permute(0, 3, 2, 1).contiguous()
-            x *= G[:, :, None, :]
-            a = torch.matmul(x, a_inv)
-        a[:, ar, ar, :] += src
-        y = a.permute(0, 3, 2, 1).contiguous()
-        y *= gt[:, :, None, :]
-        b = torch.matmul(y, b_inv)
-        current = gc * b[..., R - 1]  # (n, C, R): current into ground per driven row
-        if prev is not None:
-            d = (current - prev).abs().amax(dim=(-2, -1))
-            scale = current.abs().amax(dim=(-2, -1))
-            if d_prev is not None:
-                rho = torch.clamp(d / torch.clamp(d_prev, min=1e-300), max=0.999)
-                if bool((d * rho / (1.0 - rho) <= tol * scale).all()):
-                    break
-            d_prev = d
-        prev = current
-    else:
-        raise CodesignError(f"IR drop: the transfer model did not converge in {max_iter} sweeps "
-                            f"(r_row G = {r_row * float(G.max()):.3g}, r_col G = "
-                            f"{r_col * float(G.max()):.3g}: wires too resistive for the cells)")
-    return current.transpose(-1, -2)
+    g_row, g_col = 1.0 / r_row, 1.0 / r_col
+    S, x_diag, b = _row_factors(G, g_row)
+    upper = torch.ones(C, C, dtype=torch.bool).triu()  # i <= j
+    outer = float(-S.min()) <= _EXP_SAFE
+    a = (G * torch.exp(-S)).to(dtype) if outer else None
+    bd = b.to(dtype)
+    cells = G.to(dtype)
+
+    def row_admittance(r: int) -> torch.Tensor:
+        """``Y_row_r = diag(G[r]) - D X D`` ``(n, C, C)`` (``a_i b_j`` for ``i <= j``)."""
+        if a is not None:
+            P = torch.where(upper, a[:, r, :, None] * bd[:, r, None, :],
+                            bd[:, r, :, None] * a[:, r, None, :])
+        else:  # X[i, j] = X[m, m] exp(-|S_i - S_j|), m = max(i, j): no overflow
+            s_r, xd, g_r = S[:, r], x_diag[:, r], G[:, r]
+            P = torch.exp(-(s_r[:, :, None] - s_r[:, None, :]).abs())
+            P *= torch.where(upper, xd[:, None, :], xd[:, :, None])
+            P *= g_r[:, :, None] * g_r[:, None, :]
+            P = P.to(dtype)
+        P.neg_().diagonal(dim1=-2, dim2=-1).add_(cells[:, r])
+        return P
+
+    # K[:, :, s] = k_s = g_r b[s] (S_0 = 0); column s joins the sweep at row s
+    K = (g_row * bd).transpose(-1, -2).contiguous()
+    Y = row_admittance(0)
+    for r in range(R - 1):
+        M = _column_step(Y, g_col)
+        K[:, :, : r + 1] = torch.matmul(M, K[:, :, : r + 1])
+        Y = torch.baddbmm(row_admittance(r + 1), M, Y)
+    return torch.matmul(_column_step(Y, g_col), K).transpose(-1, -2)
+
+
+def _column_step(Y: torch.Tensor, g_col: float) -> torch.Tensor:
+    """``M = g_c (Y + g_c I)^{-1}``: through one column segment, the admittance ``Y`` becomes
+    ``M Y`` and the Norton currents ``K`` become ``M K``."""
+    A = Y.clone()
+    A.diagonal(dim1=-2, dim2=-1).add_(g_col)
+    M = _spd_inverse(A)
+    M *= g_col
+    return M
 
 
 def transfer_conductance_cg(G: torch.Tensor, r_row: float, r_col: float, *, tol: float = 1e-7,

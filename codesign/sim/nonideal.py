@@ -70,12 +70,13 @@ class Drift:
 class IRDropFast:
     """Wire resistance folded into an effective conductance per ``(rows, cols)`` crossbar tile
     (``I = v @ G_eff``, once per programmed chip; inference is then the plain matmul):
-    ``transfer`` is :func:`codesign.sim.irdrop.transfer_conductance`, the exact linear
-    transfer matrix of the nodal circuit (block line relaxation, to ``1e-4`` of the largest
-    output); ``first_order`` (default) is :func:`codesign.sim.irdrop.effective_conductance`
-    clipped at 0, a one-step linearisation valid only while the wire drops are a few percent
-    (``r G N^2`` small: 32x32 at 1.9 / 5.6 ohm errs 0.6 %, 128x128 errs ~100 %; ``reports/bench/
-    sim_irdrop.md``). Resistances enter as ``r * dG`` (dimensionless)."""
+    ``transfer`` is :func:`codesign.sim.irdrop.transfer_conductance`, the exact
+    linear transfer matrix of the nodal circuit (direct Kron reduction, float32: ~3e-5 of the
+    largest output at 128x128); ``first_order`` is
+    :func:`codesign.sim.irdrop.effective_conductance` clipped at 0, a one-step linearisation
+    valid only while the wire drops are a few percent (``r G N^2`` small: 32x32 at 1.9 / 5.6 ohm
+    errs 0.6 %, 128x128 errs ~100 %; ``reports/bench/sim_irdrop.md``). Resistances enter as
+    ``r * dG`` (dimensionless)."""
 
     def __init__(self, params: p.IRDrop, dg_s: float) -> None:
         self.r_row = float(params.r_row_ohm) * dg_s
@@ -86,7 +87,7 @@ class IRDropFast:
         """``g_tiles``: ``(..., rows, cols)`` in units of ``dG``; returns ``G_eff``, same shape
         and units."""
         if self.model == "transfer":
-            return transfer_conductance(g_tiles, self.r_row, self.r_col, tol=1e-4)
+            return transfer_conductance(g_tiles, self.r_row, self.r_col)
         return torch.clamp(effective_conductance(g_tiles, self.r_row, self.r_col), min=0.0)
 
 
