@@ -300,8 +300,8 @@ def report(seeds: list[int]) -> None:
         "## Commands",
         "",
         "```",
-        ".venv/bin/python reports/distillation/run_md_paper.py --workers 2 --budget-min 30"
-        "  # resumable",
+        ".venv/bin/python reports/distillation/run_md_paper.py --workers 2 --budget-min 85"
+        "  # resumable: rerun until nothing is left",
         ".venv/bin/python reports/distillation/run_md_paper.py --report  # tables and figure",
         "```",
         "",
@@ -310,7 +310,8 @@ def report(seeds: list[int]) -> None:
         f"* Data: mnist5k / nmnist5k, split seed 0, T={T}; fine-tuning on the first {N_TRAIN} "
         "training images (10 % held out for model selection), test on all 1,000 test images.",
         f"* Teacher: {TEACHER} float; mnist5k: the shipped `models/teacher_fp.pt` (20 epochs, "
-        "all training images); nmnist5k: trained here (4 epochs, lr 0.002).",
+        "all training images); nmnist5k: trained here (4 epochs, lr 0.002, on the same first "
+        f"{N_TRAIN} training images as the students: a weaker teacher than mnist5k's).",
         f"* Student: the same {TEACHER}, initialised from the teacher (weights, BN statistics; "
         "steps from `calibrate_quantizers`), hidden weights / membrane at W4/U4, W3/U3 or W2/U2 "
         f"(first conv and readout 8 bit, shared per-layer step, MINT-style); fine-tuned {EPOCHS} "
