@@ -80,13 +80,14 @@ class IRDrop:
     """Resistance of one row (word-line) segment between neighbouring cells (ohm, > 0)."""
     r_col_ohm: float = qty("r_col", "resistance", gt=0)
     """Resistance of one column (bit-line) segment between neighbouring cells (ohm, > 0)."""
-    model: str = choice("model", ("first_order", "transfer"), default="first_order")
-    """``transfer``: the exact linear transfer matrix of each crossbar (block line relaxation,
-    :func:`codesign.sim.irdrop.transfer_conductance`; about ``4 R^2 C^2`` flops per sweep per
-    crossbar, a few sweeps, once per programmed chip: seconds per 128x128 crossbar, so not
-    the default while training programs a fresh chip per batch); ``first_order`` (default):
-    one-step linearisation (cheap; valid only while ``r G N^2`` is small, e.g. 32x32 at
-    1.9 / 5.6 ohm: 0.6 % error, but ~100 % at 128x128; ``reports/bench/sim_irdrop.md``)."""
+    model: str = choice("model", ("first_order", "transfer"), default="transfer")
+    """``transfer`` (default): the exact linear transfer matrix ``I = v @ G_eff`` of each
+    crossbar (:func:`codesign.sim.irdrop.transfer_conductance`: direct Kron reduction, no
+    iteration, about ``4 R C^3`` flops per crossbar once per programmed chip; float32 rounding
+    ~3e-5 of the largest current at 128x128), valid at any wire resistance. ``first_order``:
+    a one-step linearisation in the wire resistance (cheap); valid only while ``r G N^2`` is
+    small (32x32 at 1.9 / 5.6 ohm: 0.6 % error; 128x128: ~100 %; ``reports/bench/
+    sim_irdrop.md``)."""
 
 
 @dataclass(**_FROZEN)
