@@ -70,7 +70,7 @@ class Drift:
 class IRDropFast:
     """Wire resistance folded into an effective conductance per ``(rows, cols)`` crossbar tile
     (``I = v @ G_eff``, once per programmed chip; inference is then the plain matmul):
-    ``transfer`` is :func:`codesign.sim.irdrop.transfer_conductance`, the exact
+    ``transfer`` (default) is :func:`codesign.sim.irdrop.transfer_conductance`, the exact
     linear transfer matrix of the nodal circuit (direct Kron reduction, float32: ~3e-5 of the
     largest output at 128x128); ``first_order`` is
     :func:`codesign.sim.irdrop.effective_conductance` clipped at 0, a one-step linearisation
