@@ -259,15 +259,6 @@ def _step_major(y: torch.Tensor, chips: int, steps: int) -> torch.Tensor:
     return y.reshape((chips, steps, -1) + tuple(y.shape[1:])).transpose(0, 1).flatten(0, 2)
 
 
-def _round_half_even_div(num: torch.Tensor, den: float) -> torch.Tensor:
-    """``round(num / den)``, ties to even, for float64 tensors holding exact integers.
-
-    Exact: a true quotient that is a half-integer is representable, so the correctly rounded
-    division returns it and ``torch.round`` breaks the tie to even; any other quotient lies at
-    least ``1 / (2 den)`` from a half-integer, far beyond the division's rounding error."""
-    return torch.round(num / den)
-
-
 def _dyadic(beta: float) -> Optional[int]:
     for k in range(0, 31):
         if float(beta * 2 ** k).is_integer():
@@ -278,44 +269,66 @@ def _dyadic(beta: float) -> Optional[int]:
 def lif_int(lif: LIF, y: torch.Tensor, denom: int, bias_int: Optional[torch.Tensor],
             steps: int, static: bool) -> torch.Tensor:
     """Integer LIF over ``steps`` (module docstring). ``y``: ``(T*B, C, ...)`` products (or
-    ``(B, ...)`` when ``static``); returns spikes ``(T, B, C, ...)`` (float32 0/1)."""
+    ``(B, ...)`` when ``static``); returns spikes ``(T, B, C, ...)`` (float32 0/1).
+
+    For a dyadic ``beta`` (``beta 2^k`` an integer) the numerator ``n = y_t + D b_int + beta D
+    U`` has at most ``k`` fractional bits, so it is held exactly by float32 while ``|n| 2^k <
+    2^24`` (float64 otherwise), and ``H = round(n / D)`` (ties to even) is exact: a true
+    quotient that is a half-integer is representable, so the correctly rounded division
+    returns it and ``round`` breaks the tie to even; any other quotient lies at least ``1 /
+    (2^(k+1) D)`` from a half-integer, far beyond the division's rounding error.
+    Every step is evaluated in place on one membrane buffer (add, divide, round, compare into
+    the output, reset, clamp: no temporaries)."""
     assert lif.ubits is not None
     lo, hi = membrane_range(lif.ubits)
-    # float32 holds every integer below 2^24 exactly; wider sums (and their ties) need float64
-    big = float(y.abs().max()) if y.numel() else 0.0
-    dt = torch.float32 if (big + 2.0 ** lif.ubits) * 2 * denom < 2.0 ** 22 else torch.float64
+    k = _dyadic(lif.beta)
+    if y.numel():
+        mn, mx = torch.aminmax(y)
+        big = max(-float(mn), float(mx))
+    else:
+        big = 0.0
+    bmax = float(bias_int.abs().max()) if bias_int is not None and bias_int.numel() else 0.0
+    bound = (big + denom * (bmax + 2.0 ** lif.ubits)) * 2.0 ** (k if k is not None else 24)
+    dt = torch.float32 if bound < 2.0 ** 23 else torch.float64
     y = y.to(dt)
     if not static:
         y = y.reshape((steps, -1) + tuple(y.shape[1:]))
-    shape = (1, -1) + (1,) * (y.dim() - (2 if static else 3))
+    tail = tuple(y.shape) if static else tuple(y.shape[1:])  # one step: (B, C, ...)
+    shape = (1, -1) + (1,) * (len(tail) - 2)
     theta = lif.threshold_int().detach().to(dt)
-    theta = theta.reshape(shape) if theta.numel() > 1 else theta.reshape(())
-    if bias_int is not None:
-        num_b = bias_int.to(dt).reshape(shape) * denom
-    else:
-        num_b = torch.zeros((), dtype=dt)
-    k = _dyadic(lif.beta)
-    u: Optional[torch.Tensor] = None
-    out = []
+    theta_s: Optional[float] = float(theta.reshape(())) if theta.numel() == 1 else None
+    theta_t = theta.reshape(shape)
+    num_b = bias_int.to(dt).reshape(shape) * denom if bias_int is not None else None
+    if static and num_b is not None:
+        y = y + num_b  # the same input at every step: its bias once
+    out = torch.empty((steps,) + tail, dtype=torch.float32)
+    u = torch.zeros(tail, dtype=dt)
     for t in range(steps):
-        cur = (y if static else y[t]) + num_b  # numerator over denom
+        src = y if static else y[t]
         if k is not None:
-            scale = float(2 ** k)
-            num = cur * scale
-            if u is not None:
-                num = num + u * (lif.beta * scale * denom)
-            h = _round_half_even_div(num, scale * denom)
-        else:
-            z = cur / denom + (lif.beta * u if u is not None else 0.0)
-            h = torch.round(z)
-        s = (h >= theta).to(dt)
+            if t == 0:
+                u.copy_(src)
+            else:
+                torch.add(src, u, alpha=lif.beta * denom, out=u)  # y_t + beta D U (exact)
+            if num_b is not None and not static:
+                u.add_(num_b)
+            if denom != 1:
+                u.div_(denom)
+            u.round_()  # ties to even, exact (see above)
+        else:  # non-dyadic beta: rounded arithmetic, as documented
+            cur = src if (static or num_b is None) else src + num_b
+            z = cur / denom + (lif.beta * u if t else 0.0)
+            u.copy_(torch.round(z))
+        s = out[t]
+        torch.ge(u, theta_s if theta_s is not None else theta_t, out=s)
         if lif.reset == "zero":
-            u = h * (1 - s)
+            u.addcmul_(u, s, value=-1.0)  # H (1 - S)
+        elif theta_s is not None:
+            u.sub_(s, alpha=theta_s)  # H - theta S
         else:
-            u = h - theta * s
-        u = torch.clamp(u, lo, hi)
-        out.append(s.to(torch.float32))
-    return torch.stack(out)
+            u.addcmul_(s, theta_t, value=-1.0)
+        u.clamp_(lo, hi)
+    return out
 
 
 @torch.no_grad()
@@ -344,11 +357,7 @@ def forward(net: HardwareNet, x: torch.Tensor,
             info = net.synapses[name]
             bits = net.spec.input.bits if (first and analog) else None
             scheme = net.spec.input.first_layer
-            if chips == 1:  # one chip: the layer's own single-chip entry point
-                y, denom = info.xbar.forward_int(h[0] if static else h.flatten(0, 1),
-                                                 input_bits=bits, scheme=scheme, gen=gens[0],
-                                                 bypass_adc=bypass_adc)
-            elif first:  # (T, B, ...): the same input on every chip
+            if first:  # (T, B, ...): the same input on every chip
                 src = h[0] if static else h.flatten(0, 1)
                 y, denom = info.xbar.forward_chips(src, shared=True, input_bits=bits,
                                                    scheme=scheme, gens=gens,
