@@ -4,14 +4,19 @@ runner, evaluation, results, iso-accuracy.
 The design notes (``DESIGN.md``: "sweep.py") describe one module; the code is this package, one
 module per concern (imports point one way, top to bottom of this list):
 
+* :mod:`~codesign.sweep.version`: the code version (a digest of the library code that computes
+  a point, docstrings and comments ignored), part of every key; pure Python;
 * :mod:`~codesign.sweep.point`: :class:`SweepPoint` (frozen; every option that changes a result,
-  retraining options, teacher and npz data contents included, hashed into its key), bit lists,
-  the grid and its manifest, the cached file hash; pure Python;
+  retraining options, teacher and npz data contents and the code version included, hashed into
+  its key; stored with paths relative to the sweep folder), bit lists, the grid and its
+  manifest, the cached file hash; pure Python;
 * :mod:`~codesign.sweep.store`: one atomic JSON per finished point, the manifest, the
   computations log;
-* :mod:`~codesign.sweep.executors`: serial / local process pool (spawn, one torch thread per
-  worker) / Dask behind :class:`concurrent.futures.Executor`;
-* :mod:`~codesign.sweep.runner`: the resumable job runner (also used by the distillation study);
+* :mod:`~codesign.sweep.executors`: serial / local process pool (fork server preloading
+  :mod:`~codesign.sweep.warm`, one torch thread per worker) / Dask behind
+  :class:`concurrent.futures.Executor`;
+* :mod:`~codesign.sweep.runner`: the resumable job runner, several job groups through one window
+  (the grid and its FP reference; also used by the distillation study);
 * :mod:`~codesign.sweep.evaluate`: one point's evaluation on a worker (PTQ, optional closed-loop
   retraining through :func:`codesign.loop.close_loop`, ideal or simulated-chip accuracy, cost;
   torch, imported there only);
