@@ -2,8 +2,9 @@
 (spec values, 6-bit ADC) with CASE's non-idealities, 3 seeds x {loop, CE through the hardware,
 KD+MD ignoring the hardware}; "no retrain" is every run's held-out "before".
 
-Usage: .venv/bin/python reports/closed-loop/run.py CASE [SEEDS]
-       CASE: a key of ``CASES`` (e.g. programming, ir_drop_first_order); SEEDS default "0,1,2"
+Usage: .venv/bin/python reports/closed-loop/run.py CASE [SEEDS [ARMS]]
+       CASE: a key of ``CASES`` (e.g. programming, ir_drop_first_order); SEEDS default "0,1,2";
+       ARMS default every arm, in the order loop, ce_hw, kdmd_ideal
 
 One folder per run, ``reports/closed-loop/runs/CASE/seed{S}_{ARM}/`` (the files of
 :func:`codesign.loop.close_loop`); a run whose ``loop.json`` exists is not run again
@@ -64,11 +65,11 @@ def case_spec(case: str) -> HardwareSpec:
     return spec.with_overrides(CASES[case][1]) if CASES[case][1] else spec
 
 
-def run_all(case: str, seeds: list[int]) -> None:
+def run_all(case: str, seeds: list[int], arms: list[str] | None = None) -> None:
     data = load_dataset("mnist5k", split_seed=0)
     spec = case_spec(case)
     for seed in seeds:
-        for arm in ARMS:
+        for arm in arms or list(ARMS):
             out = HERE / "runs" / case / f"seed{seed}_{arm}"
             if (out / "loop.json").is_file():
                 print(f"{out}: done, kept", flush=True)
@@ -141,6 +142,9 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     if len(sys.argv) < 2 or sys.argv[1] not in CASES:
         sys.exit(f"usage: run.py CASE [SEEDS]; CASE one of {', '.join(CASES)}")
+    arms = sys.argv[3].split(",") if len(sys.argv) > 3 else None
+    if arms and any(a not in ARMS for a in arms):
+        sys.exit(f"run.py: ARMS {sys.argv[3]!r}: expected a comma list of {', '.join(ARMS)}")
     run_all(sys.argv[1], [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2")
-                          .split(",")])
+                          .split(",")], arms)
     summarize(sys.argv[1])
