@@ -255,3 +255,13 @@ def test_irdrop_fast_batches_leading_dims_in_units_of_dg():
 def test_transfer_bad_input_is_a_codesign_error(r_row, r_col, g):
     with pytest.raises(CodesignError, match="transfer model needs"):
         transfer_conductance(torch.full((3, 3), g, dtype=torch.float64), r_row, r_col)
+
+
+def test_transfer_restores_torch_threads():
+    before = torch.get_num_threads()
+    G = torch.full((4, 4), 1e-5, dtype=torch.float64)
+    transfer_conductance(G, 1.0, 1.0, threads=1)
+    assert torch.get_num_threads() == before
+    with pytest.raises(CodesignError):
+        transfer_conductance(G, 0.0, 1.0, threads=1)
+    assert torch.get_num_threads() == before
