@@ -177,6 +177,17 @@ class CrossbarLayer:
         self.g = torch.stack(gs)
         self.read_noise = read_noise
 
+    def _buffer(self, key: tuple, numel: int) -> torch.Tensor:
+        """A reused flat float32 buffer of at least ``numel`` elements (the large per-read
+        tensors: a fresh one of tens of MB is page-faulted and zeroed by the kernel every
+        call). ``key``: its use (the noise of chip ``c``, the column currents)."""
+        bufs = self.__dict__.setdefault("_bufs", {})
+        buf = bufs.get(key)
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(max(numel, int(1.25 * numel)), dtype=torch.float32)
+            bufs[key] = buf
+        return buf[:numel]
+
     @property
     def chips(self) -> int:
         return 0 if self.g is None else int(self.g.shape[0])
@@ -316,14 +327,16 @@ class CrossbarLayer:
             for c in range(chips):
                 if plans[c][1].numel():
                     assert gens[c] is not None
-                    noise[c] = _NOISE.submit(self.read_noise.draw,
-                                             (int(plans[c][1].numel()), self.ncols), gens[c])
+                    shape = (int(plans[c][1].numel()), self.ncols)
+                    out_z = self._buffer(("noise", c), shape[0] * shape[1]).view(shape)
+                    noise[c] = _NOISE.submit(self.read_noise.draw, shape, gens[c], out_z)
         for c in range(chips):
             d = 0 if shared else c
             bi, mi, per_block, sel, na, dsq, fs, zero = plans[c]
             st.zero_reads += zero
             st.active_rows += int(na.sum().round()) if denom == 1 else 0
-            current = torch.empty((int(mi.numel()), self.ncols), dtype=torch.float32)
+            m_a = int(mi.numel())
+            current = self._buffer(("current",), m_a * self.ncols).view(m_a, self.ncols)
             o = 0
             for blk, nrow in enumerate(per_block):
                 if nrow:

@@ -115,6 +115,10 @@ class ReadNoise:
         return current.addcmul_(z, self.sigma * torch.sqrt(drive_sq))
 
     @staticmethod
-    def draw(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-        """The standard normal draws of one read of ``shape`` (float32)."""
-        return torch.randn(shape, generator=gen, dtype=torch.float32)
+    def draw(shape: tuple[int, ...], gen: torch.Generator,
+             out: torch.Tensor | None = None) -> torch.Tensor:
+        """The standard normal draws of one read of ``shape`` (float32); ``out``: a
+        contiguous float32 tensor of ``shape`` to fill (the same draws as a fresh ``randn``)."""
+        if out is None:
+            return torch.randn(shape, generator=gen, dtype=torch.float32)
+        return out.normal_(generator=gen)
