@@ -173,13 +173,13 @@ def test_calibrated_adc_range_is_the_largest_current_seen_and_helps(setup):
     hn.program_chip(ideal, None)
     seen: dict = {}
     h = ideal.synapses["fc1"].xbar
-    orig = h.forward_int
+    orig = h.forward_chips
 
     def spy(xx, **kw):
         seen.setdefault("inputs", []).append(xx.reshape(xx.shape[0], -1))
         return orig(xx, **kw)
 
-    h.forward_int = spy
+    h.forward_chips = spy
     hn.predict(ideal, x[:4], None, batch=4)
     inp = torch.cat(seen["inputs"])  # (T*B, 576) spikes
     geom = hn.geometry(spec)
