@@ -111,3 +111,56 @@ def test_static_first_layer_is_read_once_per_sample(images):
     g_rep = syn.op.weight.grad
     assert float((g_once - g_rep).norm() / g_rep.norm()) < 1e-5  # float32 sums, other order
     detach(model)
+
+
+def test_straight_through_node_gives_the_ideal_products_gradient_bit_for_bit(images):
+    """The one-node straight-through step (simulated value forward, ideal product's gradient
+    backward from the saved x and W) against the two-product formulation it replaces,
+    ``ideal + (hw - ideal).detach()``: the same input, weight and bias gradients bit for bit
+    on the real inputs of a conv layer with a bias-free weight, a static first layer read once
+    and a linear layer with a bias; the values equal to float rounding."""
+    x, _ = images
+    model, _ = load_checkpoint("models/student_w4u4.pt")
+    model.eval()
+    inputs: dict[str, torch.Tensor] = {}
+    hooks = [syn.register_forward_pre_hook(
+        lambda _m, a, n=n: inputs.__setitem__(n, a[0].detach())) for n, syn in model.synapses()]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    spec = load_spec(preset_path("rram_physical_32nm"))
+    net = hn.build(model, spec, (1, 28, 28), nonideal="none", adc_bits=9)
+    backend = CrossbarBackend(net, hn.program_chip(net, None))  # deterministic chip
+
+    class TwoProducts:
+        static_once = True
+
+        def __call__(self, syn, xx, w, b):
+            with torch.no_grad():
+                hw = backend(syn, xx, w, b)
+            ideal = syn._linear_op(xx, w, b)
+            return ideal + (hw - ideal).detach()
+
+    gen = torch.Generator().manual_seed(3)
+    for name in ("conv1", "conv2", "fc1"):
+        syn = model.layers[name]
+        xin = inputs[name]
+        needs_x = name != "conv1"  # the image needs no gradient; spikes do
+        results = []
+        for be in (backend, TwoProducts()):
+            syn.backend = be
+            xr = xin.clone().requires_grad_(needs_x) if needs_x else xin
+            out = syn(xr)
+            if not results:
+                g = torch.randn(out.shape, generator=gen)
+            params = [p for p in (syn.op.weight, syn.op.bias, syn.wq.scale) if p is not None]
+            grads = torch.autograd.grad((out * g).sum(), params + ([xr] if needs_x else []))
+            results.append((out.detach(), grads))
+        syn.backend = None
+        (o1, g1), (o2, g2) = results
+        assert torch.allclose(o1, o2, rtol=1e-6, atol=1e-6) and o1.abs().sum() > 0
+        assert len(g1) == len(g2) >= 2
+        for a, b in zip(g1, g2, strict=True):
+            assert torch.equal(a, b), name
+            assert a.abs().sum() > 0, name

@@ -4,8 +4,14 @@
 :class:`CrossbarBackend` of one programmed chip (:mod:`codesign.sim.network`); the model's own
 forward (its float LIF included) then runs every weight-times-input step on the simulated
 crossbars. The value returned is the hardware product ``(y / D + b_int) s``; the gradient is
-that of the ideal product (straight-through), so the same backend serves hardware-aware
-training. :func:`detach` restores the ideal product.
+that of the ideal product ``W x + b`` (straight-through), so the same backend serves
+hardware-aware training. :func:`detach` restores the ideal product.
+
+The straight-through step is one autograd node (:class:`_StraightThrough`): its forward returns
+the simulated product and saves ``x`` and ``W``; its backward is the ideal product's backward
+(``convolution_backward`` / the matrix products of ``F.linear``) from those saved inputs, the
+same gradient as autograd gives ``ideal + (hw - ideal).detach()`` without computing the ideal
+forward product at all (tested bit for bit in ``tests/test_sim_backend.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,42 @@ from codesign.errors import CodesignError
 from codesign.sim.network import HardwareNet
 from codesign.snn.layers import Synapse
 from codesign.snn.model import SpikingNet
+
+
+class _StraightThrough(torch.autograd.Function):
+    """``hw = fn()`` (the simulated product, computed without a graph) in the forward; in the
+    backward the gradient of the ideal product ``op(x, w, b)`` of ``syn`` (conv2d or linear)
+    with respect to ``x``, ``w`` and ``b``: ``dL/dx = op^T(g, w)``, ``dL/dw = g (x) x`` (the
+    weight gradient of the same op), ``dL/db = sum g`` over all but the channel dimension."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, syn, fn):  # type: ignore[override]
+        ctx.save_for_backward(x, w)
+        ctx.syn = syn
+        ctx.has_bias = b is not None
+        return fn()
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        syn = ctx.syn
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        need_b = need_b and ctx.has_bias
+        gx = gw = gb = None
+        if syn.kind == "conv":
+            conv = syn.op
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                grad, x, w, [w.shape[0]] if ctx.has_bias else None, list(conv.stride),
+                list(conv.padding), list(conv.dilation), False, [0] * (x.dim() - 2),
+                conv.groups, [need_x, need_w, need_b])
+        else:  # F.linear on (N, in): addmm(b, x, w^T) / mm(x, w^T), as autograd derives it
+            if need_x:
+                gx = grad.mm(w)
+            if need_w:
+                gw = x.t().mm(grad).t()
+            if need_b:
+                gb = grad.sum(0)
+        return gx, gw, gb, None, None
 
 
 class CrossbarBackend:
@@ -46,7 +88,8 @@ class CrossbarBackend:
                                 "network")
         info = self.net.synapses[name]
         self.calls[name] = self.calls.get(name, 0) + 1
-        with torch.no_grad():
+
+        def hardware() -> torch.Tensor:
             analog = not bool(((x == 0) | (x == 1)).all())
             bits = self.net.spec.input.bits if analog else None
             y, denom = info.xbar.forward_int(x.detach().float(), input_bits=bits,
@@ -56,9 +99,18 @@ class CrossbarBackend:
             hw = y.to(x.dtype) / denom
             if info.bias_int is not None:
                 hw = hw + info.bias_int.to(x.dtype).reshape(shape)
-            hw = hw * info.step.to(x.dtype).reshape(shape if info.step.numel() > 1 else (1,))
-        ideal = syn._linear_op(x, w, b)
-        return ideal + (hw - ideal).detach()
+            return hw * info.step.to(x.dtype).reshape(shape if info.step.numel() > 1 else (1,))
+
+        if not torch.is_grad_enabled() or not any(
+                t is not None and t.requires_grad for t in (x, w, b)):
+            with torch.no_grad():
+                return hardware()
+        if syn.kind != "conv" and x.dim() != 2:  # (not produced by Synapse: time is folded)
+            with torch.no_grad():
+                hw = hardware()
+            ideal = syn._linear_op(x, w, b)
+            return ideal + (hw - ideal).detach()
+        return _StraightThrough.apply(x, w, b, syn, hardware)
 
 
 def attach(model: SpikingNet, backend: CrossbarBackend) -> None:
