@@ -48,7 +48,9 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec(RRAM)
+    # the IR-drop model these loop-mechanics tests were written with (the preset's default is
+    # now the exact transfer matrix, which hurts the tiny digits model differently)
+    return load_spec(RRAM).with_overrides({"nonideal.ir_drop.model": "first_order"})
 
 
 @pytest.fixture(scope="module")
