@@ -120,6 +120,21 @@ def test_quantized_lif_multistep_equals_step_loop_and_lies_on_grid() -> None:
     assert 1 <= int(lif.threshold_int()) <= 7
 
 
+def _fused_and_reference(lif: LIF, x: torch.Tensor, params: list[torch.Tensor],
+                         w_s: torch.Tensor, w_h: torch.Tensor):
+    """Spikes and recorded H of the fused LIF, and the gradients of ``params`` of the loss
+    ``sum(S w_s) + sum(H w_h)`` through the fused LIF and through the per-step autograd
+    reference; asserts that the two forwards give the same spikes and H bit for bit."""
+    s1 = lif(x)
+    h1 = lif.h
+    g1 = torch.autograd.grad((s1 * w_s).sum() + (h1 * w_h).sum(), params)
+    s2 = lif.reference_forward(x)
+    h2 = lif.h
+    g2 = torch.autograd.grad((s2 * w_s).sum() + (h2 * w_h).sum(), params)
+    assert torch.equal(s1, s2) and torch.equal(h1, h2)
+    return s1, h1, g1, g2
+
+
 @pytest.mark.parametrize("timing", RESET_TIMINGS)
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("surrogate", ["atan", "triangle"])
@@ -147,13 +162,7 @@ def test_quantized_fused_path_equals_autograd_reference(reset: str, timing: str,
         params = [x, lif.own_scale]
     lif.record = True
     w_s, w_h = torch.randn_like(x), torch.randn_like(x)
-    s1 = lif(x)
-    h1 = lif.h
-    g1 = torch.autograd.grad((s1 * w_s).sum() + (h1 * w_h).sum(), params)
-    s2 = lif.reference_forward(x)
-    h2 = lif.h
-    g2 = torch.autograd.grad((s2 * w_s).sum() + (h2 * w_h).sum(), params)
-    assert torch.equal(s1, s2) and torch.equal(h1, h2)
+    s1, h1, g1, g2 = _fused_and_reference(lif, x, params, w_s, w_h)
     lo, hi = membrane_range(ubits)
     step = lif.membrane_step().detach().reshape((1, -1, 1) if bound else (1,))
     saturated = ((h1 > hi * step) | (h1 < lo * step)).sum()
@@ -187,13 +196,7 @@ def test_quantized_fused_float32_scalar_step_bit_for_bit(reset: str, timing: str
     x = img.unsqueeze(0).expand(5, 3, 4, 5, 5)
     w_s, w_h = torch.randn(5, 3, 4, 5, 5), torch.randn(5, 3, 4, 5, 5)
     params = [img, lif.own_scale]
-    s1 = lif(x)
-    h1 = lif.h
-    g1 = torch.autograd.grad((s1 * w_s).sum() + (h1 * w_h).sum(), params)
-    s2 = lif.reference_forward(x)
-    h2 = lif.h
-    g2 = torch.autograd.grad((s2 * w_s).sum() + (h2 * w_h).sum(), params)
-    assert torch.equal(s1, s2) and torch.equal(h1, h2)
+    s1, h1, g1, g2 = _fused_and_reference(lif, x, params, w_s, w_h)
     assert 0 < s1.sum() < s1.numel()
     for a, b in zip(g1, g2, strict=True):
         assert b.abs().sum() > 0
