@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from codesign.errors import CodesignError
+from codesign.snn.encoding import is_spike_tensor
 from codesign.snn.model import SpikingNet
 
 DEFAULT_MAX_SAMPLES = 64
@@ -93,10 +94,6 @@ def _check_input(model: SpikingNet, x: torch.Tensor) -> None:
         raise CodesignError("measure_activity: the data has no samples")
 
 
-def _is_binary(t: torch.Tensor) -> bool:
-    return bool(((t == 0) | (t == 1)).all())
-
-
 class _Recorder:
     """Forward hooks that append each recorded tensor of one batch as numpy."""
 
@@ -116,7 +113,7 @@ class _Recorder:
         def hook(_mod, inputs, output, _name=name, _kind=kind):
             t = (inputs[0] if _kind == INPUT else output).detach()
             # LIF outputs are 0/1 by construction (a comparison); inputs are checked
-            if _kind == SPIKES or _is_binary(t):
+            if _kind == SPIKES or is_spike_tensor(t):
                 arr = t.to(device="cpu", dtype=torch.bool).numpy()
             else:
                 arr = t.to(device="cpu", dtype=torch.float32).numpy()

@@ -22,6 +22,7 @@ import torch
 
 from codesign.errors import CodesignError
 from codesign.sim.network import HardwareNet
+from codesign.snn.encoding import is_spike_tensor
 from codesign.snn.layers import Synapse
 from codesign.snn.model import SpikingNet
 
@@ -90,7 +91,7 @@ class CrossbarBackend:
         self.calls[name] = self.calls.get(name, 0) + 1
 
         def hardware() -> torch.Tensor:
-            analog = not bool(((x == 0) | (x == 1)).all())
+            analog = not is_spike_tensor(x)
             bits = self.net.spec.input.bits if analog else None
             y, denom = info.xbar.forward_int(x.detach().float(), input_bits=bits,
                                              scheme=self.net.spec.input.first_layer,

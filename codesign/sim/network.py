@@ -41,7 +41,7 @@ from codesign.sim.adc import ADC, lossless_bits
 from codesign.sim.crossbar import CrossbarLayer, Geometry, Models
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
 from codesign.sim.record import observe_lif
-from codesign.snn.encoding import encode
+from codesign.snn.encoding import encode, is_spike_tensor
 from codesign.snn.layers import BIAS_BITS, Flatten, Pool, Synapse
 from codesign.snn.model import SpikingNet
 from codesign.snn.neuron import LIF
@@ -349,7 +349,7 @@ def forward(net: HardwareNet, x: torch.Tensor,
         raise ValueError(f"forward: {len(gens)} generators for {chips} programmed chips")
     h = encode(x, model.encoding, steps)  # (T, B, ...)
     static = steps > 1 and h.stride(0) == 0
-    analog = not bool(((h == 0) | (h == 1)).all())
+    analog = not is_spike_tensor(h)
     pending: Optional[tuple[torch.Tensor, int, SynInfo, bool]] = None
     first = True
     for name, layer in model.layers.items():

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from codesign.errors import CodesignError
+from codesign.snn.encoding import is_spike_tensor
 
 READ_FIELDS = ("reads", "zero_reads", "active_rows")
 
@@ -210,7 +211,7 @@ def _as_array(t: torch.Tensor) -> np.ndarray:
     """``bool`` for an all-0/1 tensor (spikes), else ``float32`` (what ``measure_activity``
     stores)."""
     t = t.detach().cpu()
-    if bool(((t == 0) | (t == 1)).all()):
+    if is_spike_tensor(t):
         return t.to(torch.bool).numpy().copy()
     return t.to(torch.float32).numpy().copy()
 

@@ -17,6 +17,12 @@ from codesign.errors import CodesignError
 ENCODINGS = ("direct", "rate", "events")
 
 
+def is_spike_tensor(t: torch.Tensor) -> bool:
+    """Whether every value of ``t`` is 0 or 1 (binary spikes, one row-drive plane); anything
+    else is an analog or multi-level signal."""
+    return bool(((t == 0) | (t == 1)).all())
+
+
 def encode(x: torch.Tensor, encoding: str, steps: int) -> torch.Tensor:
     """Return the ``(T, B, ...)`` input sequence for a batch ``x``."""
     if encoding == "direct":
