@@ -22,19 +22,20 @@ import argparse
 import json
 import sys
 import time
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run_study import _mean_std, _paired, _select, _stats, key  # noqa: E402
+from run_study import T as STUDY_T  # noqa: E402
+from run_study import _data, _mean_std, _paired, _select, _stats, key  # noqa: E402
 
 RESULTS = HERE / "results_md_paper"
 WORK = HERE / "work"  # the nmnist5k teacher checkpoint (scratch, not results)
 REPO = HERE.parent.parent
 
 T = 4
+assert T == STUDY_T, "run_study._data loads its data at the study's T"
 N_TRAIN = 1200  # first N images of the stratified training split (10 % held out); test: all
 EPOCHS = 1
 BATCH = 32
@@ -112,13 +113,6 @@ def teacher_path(ds: str) -> Path:
 
 def deps(cfg: dict) -> list[dict]:
     return [] if cfg["kind"] == "teacher" else [teacher_job(cfg["dataset"])]
-
-
-@lru_cache(maxsize=2)
-def _data(name: str):
-    from codesign.data import load_dataset
-
-    return load_dataset(name, split_seed=0, T=T)
 
 
 def run(cfg: dict) -> dict:
