@@ -339,3 +339,13 @@ def publish_dir(out_dir: PathLike, names: Iterable[str] | None = None) -> Iterat
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def relative_path(path: Union[str, os.PathLike], base: Union[str, os.PathLike]) -> str:
+    """``path`` relative to the folder ``base`` (both resolved; ``..`` where needed), POSIX
+    separators; the absolute path where no relative one exists (another drive)."""
+    p, b = Path(path).resolve(), Path(base).resolve()
+    try:
+        return Path(os.path.relpath(p, b)).as_posix()
+    except ValueError:  # pragma: no cover - Windows, another drive
+        return p.as_posix()

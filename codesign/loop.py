@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from codesign.errors import CodesignError
-from codesign.io import atomic_write_json, atomic_write_text
+from codesign.io import atomic_write_json, atomic_write_text, relative_path
 from codesign.sim import network as hn
 from codesign.sim.accuracy import check_chips, simulate
 from codesign.sim.backend import CrossbarBackend, attach, detach
@@ -240,12 +240,21 @@ def check_teacher(path: Union[str, Path], data: Any, split_seed: int,
 
 def default_teacher(meta: dict, origin: str) -> str:
     """The teacher recorded in a student's metadata: its distillation teacher, else the
-    checkpoint it was fine-tuned from (``init``)."""
+    checkpoint it was fine-tuned from (``init``). A relative path that names no file from the
+    working folder but one beside the checkpoint ``origin`` (a retrained checkpoint's, written
+    relative to its report folder) is taken from there."""
     dist = meta.get("distillation") or {}
+    found = None
     if isinstance(dist, dict) and dist.get("teacher"):
-        return str(dist["teacher"])
-    if meta.get("init"):
-        return str(meta["init"])
+        found = str(dist["teacher"])
+    elif meta.get("init"):
+        found = str(meta["init"])
+    if found is not None:
+        # a retrained checkpoint records its paths relative to its own folder (close_loop)
+        beside = Path(origin).parent / found
+        if not Path(found).is_absolute() and not Path(found).is_file() and beside.is_file():
+            return str(beside)
+        return found
     raise CodesignError(f"{origin}: records no teacher (meta.distillation.teacher or "
                         "meta.init); give --teacher FP.pt")
 
@@ -321,13 +330,22 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
         return row
 
     ckpt = out / "retrained.pt"
+
+    def rel(path: Union[str, Path]) -> str:
+        """A path as the loop's files record it: relative to the report folder ``out``."""
+        return relative_path(path, out)
+
     base_meta = {k: v for k, v in s_meta.items() if k != "codesign_version"}
+    if base_meta.get("init"):
+        init = Path(str(base_meta["init"]))
+        if init.is_absolute() or init.is_file():
+            base_meta["init"] = rel(init)
     best = (r0["hardware"], 0, {k: v.clone() for k, v in student.state_dict().items()})
 
     def save_best() -> None:
         meta = {**base_meta, "closed_loop": {"round": best[1], "selection_hardware": best[0],
-                                             "teacher": str(teacher_path),
-                                             "from": str(student_path), "seeds": seeds,
+                                             "teacher": rel(teacher_path),
+                                             "from": rel(student_path), "seeds": seeds,
                                              "config": asdict(cfg)}}
         save_checkpoint(ckpt, student, meta)
 
@@ -412,12 +430,12 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
     result = LoopResult(rounds=rounds, reference=reference, reference_kind=ref_kind,
                         recovered=bool(rounds[best[1]]["recovered"]), best_round=best[1],
                         before=before, after=after, regressed=regressed, message=message,
-                        seeds=seeds, config={**asdict(cfg), "teacher": str(teacher_path),
+                        seeds=seeds, config={**asdict(cfg), "teacher": rel(teacher_path),
                                              "teacher_test_accuracy":
                                                  t_meta.get("test_accuracy"),
-                                             "student": str(student_path),
+                                             "student": rel(student_path),
                                              "split_seed": split_seed},
-                        checkpoint=str(ckpt), stop_reason=stop, energy_pj=energy)
+                        checkpoint=rel(ckpt), stop_reason=stop, energy_pj=energy)
     write_loop_files(result, out)
     say(f"closed loop: {message} (stopped: {stop}; best round {best[1]})")
     return result

@@ -9,6 +9,7 @@ one to three epochs.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,15 +28,26 @@ from codesign.train.recipe import run_recipe
 
 RRAM = preset_path("rram_physical_32nm")
 SMALL = {"nonideal": "ir_drop,stuck_at", "chips": 1, "eval_chips": 1, "train_samples": 128,
-         "val_samples": 60, "test_samples": 60, "energy_samples": 8, "batch_size": 64}
+         "val_samples": 60, "test_samples": 60, "energy_samples": 8, "batch_size": 64, "lr": 5e-3}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for the whole module: the tiny runs' float reductions, and so the
+    trained weights these tests judge, must not depend on which test module ran before (another
+    sets two threads, another one)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, one_thread):
     """``(teacher.pt, student.pt, data)``: float teacher and W4/U4 student on digits."""
     folder = tmp_path_factory.mktemp("loop_models")
     data = load_dataset("digits", split_seed=0)
-    t = run_recipe("vgg-tiny", data, TrainConfig(epochs=2, seed=0, lr=3e-3),
+    t = run_recipe("vgg-tiny", data, TrainConfig(epochs=4, seed=0, lr=1e-2),
                    overrides={"T": 2}, progress=False)
     tp = folder / "teacher.pt"
     save_checkpoint(tp, t.net, t.meta)
@@ -241,3 +253,32 @@ def test_worse_held_out_accuracy_is_always_said(tiny, spec, tmp_path, monkeypatc
     saved = json.loads((tmp_path / "r" / "loop.json").read_text())
     assert saved["regressed"] is True and "REGRESSED" in saved["message"]
     assert "REGRESSED" in loop_mod.rounds_figure(res)._suptitle.get_text()
+
+
+def test_loop_files_record_paths_relative_to_the_report_folder(budget_run, tiny, tmp_path,
+                                                               monkeypatch):
+    """loop.json and the retrained checkpoint's meta name the teacher, the student, the kept
+    checkpoint and the student's ``init`` relative to the report folder (as the sweep's
+    records do), so a copied folder still resolves; the default teacher of the retrained
+    checkpoint is found beside it from any working folder."""
+    from codesign.loop import default_teacher
+
+    res, out, _ = budget_run
+    tp, sp, _ = tiny
+    saved = json.loads((out / "loop.json").read_text())
+    _, meta = load_checkpoint(out / "retrained.pt")
+    named = {"config.teacher": (saved["config"]["teacher"], tp),
+             "config.student": (saved["config"]["student"], sp),
+             "checkpoint": (saved["checkpoint"], out / "retrained.pt"),
+             "meta.closed_loop.teacher": (meta["closed_loop"]["teacher"], tp),
+             "meta.closed_loop.from": (meta["closed_loop"]["from"], sp),
+             "meta.init": (meta["init"], tp)}
+    for key, (got, want) in named.items():
+        assert not Path(got).is_absolute() and "\\" not in got, (key, got)
+        assert (out / got).resolve() == Path(want).resolve(), (key, got)
+    assert saved["checkpoint"] == "retrained.pt"
+    # no absolute path of the test's folders left anywhere in loop.json
+    assert str(Path(out).resolve()) not in (out / "loop.json").read_text()
+    assert str(Path(tp).resolve().parent) not in (out / "loop.json").read_text()
+    monkeypatch.chdir(tmp_path)
+    assert Path(default_teacher(meta, str(out / "retrained.pt"))).resolve() == tp.resolve()

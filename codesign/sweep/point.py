@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from codesign.errors import CodesignError
+from codesign.io import relative_path
 from codesign.sweep.version import changed_files
 from codesign.sweep.version import code_version as current_code_version
 
@@ -93,16 +94,6 @@ def file_sha256_cached(path: Union[str, os.PathLike]) -> str:
 def npz_path(data: str) -> Optional[Path]:
     """The file of an ``npz:PATH`` data set name (``None`` for a built-in data set)."""
     return Path(data[len(NPZ_PREFIX):]) if data.startswith(NPZ_PREFIX) else None
-
-
-def relative_path(path: Union[str, os.PathLike], base: Union[str, os.PathLike]) -> str:
-    """``path`` relative to the folder ``base`` (both resolved; ``..`` where needed), POSIX
-    separators; the absolute path where no relative one exists (another drive)."""
-    p, b = Path(path).resolve(), Path(base).resolve()
-    try:
-        return Path(os.path.relpath(p, b)).as_posix()
-    except ValueError:  # pragma: no cover - Windows, another drive
-        return p.as_posix()
 
 
 def canonical_json(obj: Any) -> str:
