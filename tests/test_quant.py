@@ -218,3 +218,27 @@ def test_quantized_synapse_static_input_equals_time_folded_copies() -> None:
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
     assert torch.allclose(syn_a.bn.running_mean, syn_b.bn.running_mean, atol=1e-12)
     assert torch.allclose(syn_a.bn.running_var, syn_b.bn.running_var, atol=1e-12)
+
+
+def test_a_step_that_crossed_zero_in_training_saves_and_loads(tmp_path):
+    """LSQ's step parameter may go negative in training (the quantizers use ``|s|``); the
+    checkpoint must load (the loader refuses non-positive steps) and compute the same
+    logits as the in-memory model."""
+    from codesign.snn.checkpoint import load_checkpoint, save_checkpoint
+    from codesign.snn.zoo import build_model
+
+    torch.manual_seed(0)
+    net = build_model("vgg-tiny", T=2, image_size=8, quant={"wbits": 4, "ubits": 4}).eval()
+    syn = dict(net.synapses())["fc_out"]
+    with torch.no_grad():
+        syn.wq.scale.neg_()  # as a training run left it
+    assert float(syn.wq.scale.detach().min()) < 0
+    x = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        want = net(x)
+    save_checkpoint(tmp_path / "n.pt", net, {})
+    back, _ = load_checkpoint(tmp_path / "n.pt")
+    with torch.no_grad():
+        got = back.eval()(x)
+    assert torch.equal(got, want)
+    assert float(dict(back.synapses())["fc_out"].wq.scale.detach().min()) > 0

@@ -41,9 +41,19 @@ def atomic_torch_save(obj: Any, path: Union[str, Path]) -> None:
     atomic_write_via(path, lambda tmp: torch.save(obj, tmp))
 
 
+STEP_KEYS = ("wq.scale", "own_scale")
+"""State-dict keys of quantizer step parameters (``|s|`` is the step: ``WeightQuant.step``,
+the neuron's own membrane step)."""
+
+
 def save_checkpoint(path: Union[str, Path], model: SpikingNet, meta: dict) -> None:
-    """Save ``model`` with its spec and ``meta`` (the codesign version is added)."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    """Save ``model`` with its spec and ``meta`` (the codesign version is added).
+
+    A quantizer step is stored as its magnitude: the quantizers use ``|s|`` (LSQ's step
+    parameter may cross zero in training, the function does not change sign), and the loader
+    refuses a step that is not positive, so the raw parameter is stored canonically."""
+    state = {k: (v.detach().abs() if k.endswith(STEP_KEYS) else v.detach()).cpu()
+             for k, v in model.state_dict().items()}
     blob = {"format": FORMAT, "version": VERSION, "spec": model.spec, "state_dict": state,
             "meta": {**meta, "codesign_version": __version__}}
     atomic_torch_save(blob, path)

@@ -24,7 +24,7 @@ import torch
 
 from codesign.data import DataSplit
 from codesign.errors import CodesignError
-from codesign.snn.checkpoint import load_checkpoint, read_checkpoint
+from codesign.snn.checkpoint import STEP_KEYS, load_checkpoint, read_checkpoint
 from codesign.snn.model import SpikingNet
 from codesign.snn.zoo import build_model
 from codesign.train.distill import check_compatible, distill, multi_stage_distill, parse_methods
@@ -87,7 +87,7 @@ def _copy_weights(net: SpikingNet, state: dict[str, torch.Tensor], origin: str) 
     own = net.state_dict()
     for k, v in own.items():
         if k not in state:
-            if k.endswith(("wq.scale", "own_scale")):
+            if k.endswith(STEP_KEYS):
                 continue
             raise CodesignError(f"{origin}: checkpoint lacks tensor {k!r} that the model needs")
         if tuple(state[k].shape) != tuple(v.shape):
