@@ -21,6 +21,9 @@ Non-finite floats (NaN, +inf, -inf) are *not* valid JSON; they are mapped to ``n
 :class:`~codesign.errors.CodesignError` (``nonfinite="refuse"``). The dump always uses
 ``allow_nan=False``, so a non-finite value can never reach the file as the non-standard ``NaN``.
 
+Paths that reports record (sweep point records, the closed loop's ``loop.json``):
+:func:`relative_path`, relative to the report folder, so a copied folder still resolves.
+
 Errors from the file system (no space left, permission denied, a file in the way) are raised as
 :class:`CodesignError` naming the path, so the CLI prints one line instead of a traceback.
 """
