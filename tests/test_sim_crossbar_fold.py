@@ -5,9 +5,12 @@ the slow code it replaced and against a dense loop-based reference of the read d
    the speed-up; its per-chip predictions and spike counts on 40 mnist5k test images and two
    chips (``chip_seeds(7, 2)``, every other non-ideality on) were recorded from that code
    (commit 2471df5, ``program_chip`` + ``predict`` one chip at a time) and are pinned here.
-2. With read noise the draws changed: one ``randn((active reads, columns))`` per read call and
-   chip, rows in (row block, read) order, and none for all-inactive reads (whose noise is zero:
-   it scales with the drive). :func:`reference_chip` recomputes one chip densely from the
+2. With read noise the draws changed: each chip reads its normals in sequence from one stream,
+   ``torch.randn(N, generator=gen)`` after programming (:class:`Stream` here; the simulator's
+   tape draws it ahead in chunks), ``active reads x columns`` values per read call, rows in
+   (row block, read) order, columns slice-major (value ``j Cout + o`` of a row is the noise of
+   slice ``j`` of output ``o``), and none for all-inactive reads (whose noise is zero: it
+   scales with the drive). :func:`reference_chip` recomputes one chip densely from the
    docstring equations -- ``F.unfold`` patches, every read of every block (inactive ones too),
    ``I = x G + sigma g_on sqrt(sum x^2) z``, the ADC transfer function, ``g_off`` removal,
    rounding, shift-add with weights ``+-L^j`` -- sharing only the programmed conductances (and
@@ -80,7 +83,21 @@ def _digital_weights(cpw: int, levels: int) -> torch.Tensor:
                         dtype=torch.float64)
 
 
-def _dense_read(xb, g: torch.Tensor, inp: torch.Tensor, gen: torch.Generator, sigma: float,
+class Stream:
+    """``torch.randn(N, generator=gen)`` read in sequence, drawn 4096 values at a time (torch
+    draws normals in blocks of 16, so the concatenation is the one long draw)."""
+
+    def __init__(self, gen: torch.Generator) -> None:
+        self.gen, self.buf = gen, torch.empty(0)
+
+    def take(self, n: int) -> torch.Tensor:
+        while self.buf.numel() < n:
+            self.buf = torch.cat([self.buf, torch.randn(4096, generator=self.gen)])
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def _dense_read(xb, g: torch.Tensor, inp: torch.Tensor, gen: Stream, sigma: float,
                 g_off: float, max_code: int) -> torch.Tensor:
     """Every read of every block of one binary input ``inp`` ``(N, ...)``: ``(N L, Cout)``."""
     if xb.conv is not None:
@@ -93,7 +110,8 @@ def _dense_read(xb, g: torch.Tensor, inp: torch.Tensor, gen: torch.Generator, si
     n = cols.sum(-1)  # (M, nb) active rows
     cur = torch.einsum("mbr,brc->mbc", cols, g)
     active = (n > 0).t()  # (nb, M): noise rows in (block, read) order
-    z = torch.randn((int(active.sum()), xb.ncols), generator=gen)
+    z = gen.take(int(active.sum()) * xb.ncols).reshape(-1, xb.cpw, xb.cout)
+    z = z.transpose(1, 2).reshape(-1, xb.ncols)  # slice-major -> physical column o cpw + j
     noise = torch.zeros(xb.nb, M, xb.ncols)
     noise[active] = z
     cur = cur + noise.transpose(0, 1) * (sigma * torch.sqrt(n)).unsqueeze(-1)
@@ -109,6 +127,7 @@ def reference_chip(net, c: int, x: torch.Tensor, gen: torch.Generator) -> tuple[
     model = net.model
     T = model.T
     sigma = net.spec.nonideal.read_noise.sigma * net.synapses["conv1"].xbar.geom.g_on
+    stream = Stream(gen)
     h = encode(x, model.encoding, T)
     first, counts, y = True, {}, None
     for name, layer in model.layers.items():
@@ -117,11 +136,11 @@ def reference_chip(net, c: int, x: torch.Tensor, gen: torch.Generator) -> tuple[
             geo = xb.geom
             if first:  # bit-serial 8-bit codes of the static image, read once per sample
                 q = torch.round(h[0] * 255).to(torch.int64)
-                y = sum(_dense_read(xb, xb.g[c], ((q >> b) & 1).float(), gen, sigma,
+                y = sum(_dense_read(xb, xb.g[c], ((q >> b) & 1).float(), stream, sigma,
                                     geo.g_off, net.adc.max_code) * 2 ** b for b in range(8))
                 denom, static = 255, True
             else:
-                y = _dense_read(xb, xb.g[c], h.flatten(0, 1), gen, sigma, geo.g_off,
+                y = _dense_read(xb, xb.g[c], h.flatten(0, 1), stream, sigma, geo.g_off,
                                 net.adc.max_code)
                 denom, static = 1, False
             B = x.shape[0] * (1 if static else T)

@@ -28,7 +28,6 @@ Read
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -38,10 +37,12 @@ import torch.nn.functional as F
 from codesign.errors import CodesignError
 from codesign.hw.input_codes import input_codes, input_levels
 from codesign.sim.adc import ADC
+from codesign.sim.noise_tape import tape_of
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
 
-_NOISE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codesign-read-noise")
-"""One worker draws the read noise (``torch.randn`` is serial and releases the GIL)."""
+CHUNK_BYTES = 1 << 20
+"""Column currents processed at a time (bytes of float32): rows of reads in chunks that stay in
+the core's cache through the noise, ADC and back-end passes."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,10 @@ class CrossbarLayer:
         self.codes = codes
         self.cpw = int(self.digital.numel())
         self.ncols = self.cout * self.cpw
+        self._slice_major = torch.arange(self.ncols).reshape(self.cout, self.cpw).t().flatten()
+        """Read order of the columns: column ``j Cout + o`` of a read is slice ``j`` of output
+        ``o`` (physical column ``o cpw + j``), so the shift-add sums contiguous slabs."""
+        self._g_read: Optional[torch.Tensor] = None
         R = geom.rows
         self.nb = max(1, math.ceil(self.k / R))
         self.rb = self.k if self.nb == 1 else R  # rows held per block in the matmul
@@ -175,6 +180,7 @@ class CrossbarLayer:
         """Hold the programmed chips ``gs`` (each ``(nb, rb, ncols)``): ``g`` is
         ``(chips, nb, rb, ncols)``, read as one folded batch (:meth:`read`)."""
         self.g = torch.stack(gs)
+        self._g_read = self.g[..., self._slice_major].contiguous()
         self.read_noise = read_noise
 
     def _buffer(self, key: tuple, numel: int) -> torch.Tensor:
@@ -235,10 +241,11 @@ class CrossbarLayer:
         return cnt.permute(0, 2, 3, 1).reshape(-1, self.nb)
 
     def _digital(self, current: torch.Tensor, n_act: torch.Tensor, fs: torch.Tensor,
-                 denom: int, bypass_adc: bool) -> tuple[torch.Tensor, int]:
+                 denom: int, bypass_adc: bool, out: torch.Tensor) -> int:
         """ADC and digital back end of column currents ``current`` ``(M, ncols)`` (in place) of
-        reads with ``n_act`` ``(M, 1)`` summed drive and full scale ``fs`` ``(M, 1)``: slice
-        sums ``(M, Cout)`` in units of ``1 / denom`` and the conversions at full scale."""
+        reads with ``n_act`` ``(M, 1)`` summed drive and full scale ``fs`` ``(M, 1)``: writes
+        the slice sums ``(M, Cout)`` in units of ``1 / denom`` to ``out``; returns the
+        conversions at full scale."""
         clipped = 0
         if not bypass_adc:
             current = self.adc.convert(current, fs)
@@ -249,9 +256,14 @@ class CrossbarLayer:
         if denom != 1:
             current.mul_(denom)
         current.round_()
-        # shift-add the slices (and the pair)
-        y = torch.matmul(current.reshape(-1, self.cout, self.cpw), self.digital)
-        return y, clipped
+        # shift-add the slices (and the pair), slice-major columns (``_slice_major``):
+        # integers, exact in float32 in any order
+        slabs = current.view(-1, self.cpw, self.cout)
+        weights = self.digital.tolist()
+        torch.mul(slabs[:, 0], weights[0], out=out)
+        for j in range(1, self.cpw):
+            out.add_(slabs[:, j], alpha=weights[j])
+        return clipped
 
     def _idle(self, denom: int, bypass_adc: bool
               ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
@@ -265,7 +277,8 @@ class CrossbarLayer:
             zero = self.adc.convert(zero, fs)
             if self.count_clipped:
                 clip = (zero >= fs * (1 - 1e-6)).sum(1).to(torch.float32)
-        y, _ = self._digital(zero, torch.zeros((self.nb, 1)), fs, denom, True)
+        y = torch.empty((self.nb, self.cout), dtype=torch.float32)
+        self._digital(zero, torch.zeros((self.nb, 1)), fs, denom, True, out=y)
         if not bool(y.any()) and not bool(clip.any()):
             return None, clip
         return y, clip
@@ -285,8 +298,9 @@ class CrossbarLayer:
         noise (its noise scales with the drive), so its digital value is the same constant for
         every such read of a block (0 for differential columns without ADC offset): only the
         active reads go through the matmul, the read noise, the ADC and the back end, gathered
-        block by block. Read noise: one ``randn((active reads, ncols))`` per call and chip from
-        ``gens[c]``, rows in (block, read) order."""
+        block by block. Read noise: the next ``active reads x ncols`` values of chip ``c``'s
+        stream (:mod:`codesign.sim.noise_tape`, the draws of ``gens[c]``), rows in (block,
+        read) order, columns in read order (``_slice_major``: slice-major)."""
         assert self.g is not None, "program() the layer first"
         chips = self.chips
         D, M, K = rows.shape
@@ -308,8 +322,8 @@ class CrossbarLayer:
                 per_block = active.sum(1).tolist()
                 sel = []
                 for blk, mi_b in enumerate(torch.split(mi, per_block)):
+                    # the drive's own dtype (uint8 planes): float32 chunk by chunk below
                     part = rows[d, :, blk * self.rb:(blk + 1) * self.rb].index_select(0, mi_b)
-                    part = part.to(torch.float32)
                     if part.shape[1] < self.rb:
                         part = F.pad(part, (0, self.rb - part.shape[1]))
                     sel.append(part)
@@ -320,48 +334,48 @@ class CrossbarLayer:
                 plans.append((bi, mi, per_block, sel, na, dsq, fs, zero))
             else:
                 plans.append(plans[0])
-        # read noise drawn on a helper thread while the matmuls run (each chip's generator in
-        # its own order: one worker, first in first out, every draw awaited in this call)
-        noise = [None] * chips
-        if self.read_noise is not None:
-            for c in range(chips):
-                if plans[c][1].numel():
-                    assert gens[c] is not None
-                    shape = (int(plans[c][1].numel()), self.ncols)
-                    out_z = self._buffer(("noise", c), shape[0] * shape[1]).view(shape)
-                    noise[c] = _NOISE.submit(self.read_noise.draw, shape, gens[c], out_z)
+        g_read = self._g_read
+        assert g_read is not None
+        rows_per = max(1, CHUNK_BYTES // (4 * self.ncols))
+        cur_buf = self._buffer(("current",), rows_per * self.ncols)
+        drive_buf = self._buffer(("drive",), rows_per * self.rb)
         for c in range(chips):
             d = 0 if shared else c
             bi, mi, per_block, sel, na, dsq, fs, zero = plans[c]
             st.zero_reads += zero
             st.active_rows += int(na.sum().round()) if denom == 1 else 0
             m_a = int(mi.numel())
-            current = self._buffer(("current",), m_a * self.ncols).view(m_a, self.ncols)
+            noisy = self.read_noise is not None and m_a > 0
+            if noisy:
+                assert self.read_noise is not None and gens[c] is not None
+                tape, std = tape_of(gens[c]), self.read_noise.std(dsq)
+            y = self._buffer(("sums",), m_a * self.cout).view(m_a, self.cout)
+            peak = torch.zeros(self.nb)
             o = 0
             for blk, nrow in enumerate(per_block):
-                if nrow:
-                    torch.mm(sel[blk], self.g[c, blk], out=current[o:o + nrow])
+                # row chunks of ~CHUNK_BYTES of column currents: the ADC and back-end passes
+                # run on data still in cache
+                for s in range(0, nrow, rows_per):
+                    n, r = min(rows_per, nrow - s), o + s
+                    cur = cur_buf[: n * self.ncols].view(n, self.ncols)
+                    drive = sel[blk][s:s + n]
+                    if drive.dtype != torch.float32:
+                        drive = drive_buf[: n * self.rb].view(n, self.rb).copy_(drive)
+                    torch.mm(drive, g_read[c, blk], out=cur)
+                    if noisy:
+                        tape.add_(cur, std[r:r + n])
+                    if bypass_adc:
+                        peak[blk] = torch.maximum(peak[blk], cur.max())
+                    st.clipped += self._digital(cur, na[r:r + n], fs[r:r + n], denom,
+                                                bypass_adc, out=y[r:r + n])
                 o += nrow
-            if noise[c] is not None:
-                assert self.read_noise is not None
-                self.read_noise.add_(current, dsq, gens[c], z=noise[c].result())
             if bypass_adc:
-                peak = torch.zeros(self.nb)
-                o = 0
-                for blk, nrow in enumerate(per_block):
-                    if nrow:
-                        peak[blk] = torch.clamp(current[o:o + nrow].max(), min=0.0)
-                    o += nrow
                 self.max_current = peak if self.max_current is None else \
                     torch.maximum(self.max_current, peak)
-            y, clipped = self._digital(current, na, fs, denom, bypass_adc)
-            st.clipped += clipped
             if self.nb == 1:
                 out[c].index_copy_(0, mi, y)
-            else:
-                buf = torch.zeros((self.nb * M, self.cout), dtype=torch.float32)
-                buf.index_copy_(0, bi * M + mi, y)
-                torch.sum(buf.reshape(self.nb, M, self.cout), dim=0, out=out[c])
+            else:  # accumulate the row blocks (exact: integer sums in float32)
+                out[c].index_add_(0, mi, y)
             if zero and idle_y is not None:
                 idle = (n_act[d] == 0).to(torch.float32)  # (M, nb)
                 out[c] += idle @ idle_y

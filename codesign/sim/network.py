@@ -39,6 +39,7 @@ from codesign.hw.nonideal import select as select_nonideal
 from codesign.hw.spec import HardwareSpec
 from codesign.sim.adc import ADC, lossless_bits
 from codesign.sim.crossbar import CrossbarLayer, Geometry, Models
+from codesign.sim.noise_tape import core_for_draws
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
 from codesign.sim.record import observe_lif
 from codesign.snn.encoding import encode, is_spike_tensor
@@ -340,7 +341,16 @@ def forward(net: HardwareNet, x: torch.Tensor,
 
     ``gen``: the chips' generators (:func:`program_chips`; one generator for one chip). The
     chips are folded into the batch, chip-major: row ``c B + b`` is sample ``b`` on chip ``c``.
-    The first layer's input is the same for every chip and read by all of them at once."""
+    The first layer's input is the same for every chip and read by all of them at once. With
+    read noise on, the simulation leaves one core to the noise draws
+    (:func:`codesign.sim.noise_tape.core_for_draws`)."""
+    with core_for_draws("read_noise" in net.names and not bypass_adc):
+        return _forward(net, x, gen, record=record, count=count, bypass_adc=bypass_adc)
+
+
+def _forward(net: HardwareNet, x: torch.Tensor,
+             gen: Optional[torch.Generator] | list[Optional[torch.Generator]], *,
+             record: bool, count: bool, bypass_adc: bool) -> torch.Tensor:
     model = net.model
     steps = model.T
     gens = list(gen) if isinstance(gen, (list, tuple)) else [gen]

@@ -22,6 +22,7 @@ import torch
 
 from codesign.hw import nonideal as p
 from codesign.sim.irdrop import effective_conductance, transfer_conductance
+from codesign.sim.noise_tape import tape_of
 
 
 class ProgrammingVariation:
@@ -94,31 +95,20 @@ class IRDropFast:
 class ReadNoise:
     """Each cell's conductance on one read is ``G + sigma g_on z``, independent per cell and
     read; a column reading ``x`` (row drive in units of ``v_read``) sums it to a current noise
-    of standard deviation ``sigma g_on sqrt(sum_r x_r^2)`` (in units of ``v_read dG``)."""
+    of standard deviation ``sigma g_on sqrt(sum_r x_r^2)`` (in units of ``v_read dG``). The
+    draws ``z`` come from the chip's stream (:mod:`codesign.sim.noise_tape`)."""
 
     def __init__(self, params: p.ReadNoise, g_on: float) -> None:
         self.sigma = float(params.sigma) * g_on  # in units of dG
 
-    def apply(self, current: torch.Tensor, drive_sq: torch.Tensor, gen: torch.Generator
-              ) -> torch.Tensor:
-        """``current`` ``(..., cols)``; ``drive_sq`` the matching ``sum x^2`` ``(..., 1)``."""
-        z = torch.randn(current.shape, generator=gen, dtype=current.dtype)
-        return current + z * (self.sigma * torch.sqrt(drive_sq))
+    def std(self, drive_sq: torch.Tensor) -> torch.Tensor:
+        """Standard deviation of the column current of reads with ``drive_sq = sum x^2``
+        (units of ``v_read dG``)."""
+        return self.sigma * torch.sqrt(drive_sq)
 
-    def add_(self, current: torch.Tensor, drive_sq: torch.Tensor, gen: torch.Generator,
-             z: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`apply` in place on ``current`` (the same draws and the same arithmetic:
-        ``current + z * std``, one ``randn`` of ``current``'s shape); ``z``: those draws made
-        beforehand (:meth:`draw`, e.g. on another thread)."""
-        if z is None:
-            z = self.draw(current.shape, gen)
-        return current.addcmul_(z, self.sigma * torch.sqrt(drive_sq))
-
-    @staticmethod
-    def draw(shape: tuple[int, ...], gen: torch.Generator,
-             out: torch.Tensor | None = None) -> torch.Tensor:
-        """The standard normal draws of one read of ``shape`` (float32); ``out``: a
-        contiguous float32 tensor of ``shape`` to fill (the same draws as a fresh ``randn``)."""
-        if out is None:
-            return torch.randn(shape, generator=gen, dtype=torch.float32)
-        return out.normal_(generator=gen)
+    def add_(self, current: torch.Tensor, drive_sq: torch.Tensor, gen: torch.Generator
+             ) -> torch.Tensor:
+        """``current += z std`` in place: ``current`` ``(reads, cols)`` contiguous,
+        ``drive_sq`` ``(reads, 1)``, ``z`` the next ``reads x cols`` draws of ``gen``'s stream
+        (:func:`codesign.sim.noise_tape.tape_of`), row-major."""
+        return tape_of(gen).add_(current, self.std(drive_sq))
