@@ -265,3 +265,15 @@ def test_transfer_restores_torch_threads():
     with pytest.raises(CodesignError):
         transfer_conductance(G, 0.0, 1.0, threads=1)
     assert torch.get_num_threads() == before
+
+
+def test_transfer_split_over_workers_is_bit_for_bit_the_serial_sweep():
+    """The tiles' parts on worker threads (and sub-chunks of any size) change no bit."""
+    gen = torch.Generator().manual_seed(3)
+    g = 0.5 + 3.0 * torch.rand((7, 16, 12), generator=gen)
+    serial = transfer_conductance(g, 0.02, 0.05, workers=1, chunk=64)
+    for workers, chunk in ((2, 64), (3, 2), (7, 1)):
+        split = transfer_conductance(g, 0.02, 0.05, workers=workers, chunk=chunk)
+        assert torch.equal(split, serial)
+    # and one tile alone is that tile of the batch
+    assert torch.equal(transfer_conductance(g[4:5], 0.02, 0.05, workers=1), serial[4:5])

@@ -151,9 +151,10 @@ class CrossbarLayer:
 
     # -- programming
 
-    def _program_one(self, models: Models, gen: Optional[torch.Generator]) -> torch.Tensor:
-        """One fresh chip: conductances ``(nb, rb, ncols)`` in units of ``dG`` (the draws of
-        ``gen``: programming variation, then stuck-at cells, each one per cell)."""
+    def _program_draws(self, models: Models, gen: Optional[torch.Generator]) -> torch.Tensor:
+        """One fresh chip's cell conductances ``(nb R, cb C)`` in units of ``dG`` before the
+        wires (the draws of ``gen``: programming variation, then stuck-at cells, each one per
+        cell; then drift)."""
         geom = self.geom
         R, C = geom.rows, geom.cols
         g = torch.full((self.nb * R, self.cb * C), geom.g_off, dtype=torch.float32)
@@ -166,11 +167,23 @@ class CrossbarLayer:
             g = models.stuck_at.apply(g, gen, geom.g_on, geom.g_off)
         if models.drift is not None:
             g = models.drift.apply(g)
+        return g
+
+    def _program_wires(self, models: Models, gs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The read conductances ``(nb, rb, ncols)`` of chips ``gs`` (:meth:`_program_draws`):
+        IR drop folded in per crossbar tile (deterministic, every chip's tiles in one batch),
+        then the used rows and columns."""
+        R, C = self.geom.rows, self.geom.cols
         if models.ir_drop is not None:
-            tiles = g.reshape(self.nb, R, self.cb, C).permute(0, 2, 1, 3)
-            g = models.ir_drop.apply(tiles).permute(0, 2, 1, 3).reshape(self.nb * R, -1)
-        g = g[:, : self.ncols].reshape(self.nb, R, self.ncols)
-        return g[:, : self.rb].contiguous()
+            tiles = torch.stack(gs).reshape(len(gs), self.nb, R, self.cb, C).transpose(2, 3)
+            eff = models.ir_drop.apply(tiles).transpose(2, 3)
+            gs = list(eff.reshape(len(gs), self.nb * R, self.cb * C).unbind(0))
+        return [g[:, : self.ncols].reshape(self.nb, R, self.ncols)[:, : self.rb].contiguous()
+                for g in gs]
+
+    def _program_one(self, models: Models, gen: Optional[torch.Generator]) -> torch.Tensor:
+        """One fresh chip: conductances ``(nb, rb, ncols)`` in units of ``dG``."""
+        return self._program_wires(models, [self._program_draws(models, gen)])[0]
 
     def program(self, models: Models, gen: Optional[torch.Generator]) -> None:
         """Write the codes into one fresh chip (``chips = 1``)."""

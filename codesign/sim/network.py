@@ -228,10 +228,11 @@ def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
     for chip_seed in chip_seeds:
         gen = None if chip_seed is None else torch.Generator().manual_seed(int(chip_seed))
         for name, info in net.synapses.items():
-            per_layer[name].append(info.xbar._program_one(models, gen))
+            per_layer[name].append(info.xbar._program_draws(models, gen))
         gens.append(gen)
-    for name, info in net.synapses.items():
-        info.xbar.set_chips(per_layer[name], models.read_noise)
+    for name, info in net.synapses.items():  # the wires: deterministic, all chips at once
+        info.xbar.set_chips(info.xbar._program_wires(models, per_layer[name]),
+                            models.read_noise)
     return gens
 
 
