@@ -41,7 +41,7 @@ from codesign.sim.adc import ADC, lossless_bits
 from codesign.sim.crossbar import CrossbarLayer, Geometry, Models
 from codesign.sim.noise_tape import core_for_draws
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
-from codesign.sim.record import observe_lif
+from codesign.sim.record import observe_lif, row_counts
 from codesign.snn.encoding import encode, is_spike_tensor
 from codesign.snn.layers import BIAS_BITS, Flatten, Pool, Synapse
 from codesign.snn.model import SpikingNet
@@ -391,7 +391,7 @@ def _forward(net: HardwareNet, x: torch.Tensor,
             if record:
                 net.spikes.setdefault(name, []).append(h.to(torch.bool))
             if count:
-                per_chip = h.reshape(steps, chips, -1).sum(dim=(0, 2), dtype=torch.float64)
+                per_chip = row_counts(h.reshape(steps * chips, -1)).reshape(steps, chips).sum(0)
                 c = net.counts.setdefault(name, [0.0, 0.0])
                 c[0] += float(per_chip.sum())
                 c[1] += float(h.numel())

@@ -126,8 +126,8 @@ class SimRecorder:
             self.rows[name] = 0
             self.spike_sum[name] = np.zeros(T)
             self.neurons[name] = int(np.prod(spikes.shape[2:]))
-        flat = spikes.detach().reshape(T, n, -1)
-        self.spike_sum[name] += flat.sum(dim=(1, 2), dtype=torch.float64).cpu().numpy()
+        per_row = row_counts(spikes.detach().reshape(T * n, -1)).reshape(T, n)
+        self.spike_sum[name] += per_row.sum(1).cpu().numpy()
         self.rows[name] += n
         if self._plan:
             if name not in self.kept:
@@ -201,6 +201,19 @@ class SimRecorder:
             elif h is not None:
                 h = layer(h)
         return out
+
+
+_F32_EXACT = 1 << 24
+"""Integers up to ``2^24`` are exact in float32."""
+
+
+def row_counts(x: torch.Tensor) -> torch.Tensor:
+    """Sums of the rows of a 0/1 (spike) tensor ``x`` ``(R, n)``, float64, exact: in float32
+    while a row is shorter than ``2^24`` (every partial sum of a row is an integer no larger
+    than its length, so exact; ~20x faster than summing in float64 on CPU), else in float64."""
+    if x.dtype == torch.float32 and x.shape[-1] < _F32_EXACT:
+        return x.sum(-1).to(torch.float64)
+    return x.sum(-1, dtype=torch.float64)
 
 
 def _stats_tuple(st: Any) -> tuple[int, int, int]:
