@@ -62,15 +62,26 @@ class ADC:
         """Step of the converter (units of ``v_read dG``)."""
         return self.full_scale / self.max_code
 
-    def convert(self, current: torch.Tensor, full_scale: torch.Tensor | float | None = None
-                ) -> torch.Tensor:
+    def steps(self, full_scale: torch.Tensor) -> tuple[float, float]:
+        """``((1 + gain_error) / LSB, LSB)`` of one full scale (a one-element float32 tensor),
+        the float32 values :meth:`convert` computes from it, as Python numbers (so a block's
+        conversions run with scalar operands: the same arithmetic, bit for bit)."""
+        lsb = full_scale / self.max_code
+        return float((1.0 + self.gain_error) / lsb), float(lsb)
+
+    def convert(self, current: torch.Tensor, full_scale: torch.Tensor | float | None = None,
+                *, steps: tuple[float, float] | None = None) -> torch.Tensor:
         """``I -> I_hat`` (same units), in place on ``current`` (a fresh tensor).
 
         ``full_scale`` (broadcastable to ``current``, e.g. one value per row block) replaces
-        :attr:`full_scale`."""
-        fs = self.full_scale if full_scale is None else full_scale
-        lsb = fs / self.max_code
-        current.mul_((1.0 + self.gain_error) / lsb)
+        :attr:`full_scale`; ``steps`` (:meth:`steps`) replaces both."""
+        if steps is None:
+            fs = self.full_scale if full_scale is None else full_scale
+            lsb = fs / self.max_code
+            scale = (1.0 + self.gain_error) / lsb
+        else:
+            scale, lsb = steps
+        current.mul_(scale)
         if self.offset_lsb:
             current.add_(self.offset_lsb)
         current.round_().clamp_(0.0, float(self.max_code))

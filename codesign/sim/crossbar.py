@@ -40,7 +40,7 @@ from codesign.sim.adc import ADC
 from codesign.sim.noise_tape import tape_of
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 21
 """Column currents processed at a time (bytes of float32): rows of reads in chunks that stay in
 the core's cache through the noise, ADC and back-end passes."""
 
@@ -254,14 +254,15 @@ class CrossbarLayer:
         return cnt.permute(0, 2, 3, 1).reshape(-1, self.nb)
 
     def _digital(self, current: torch.Tensor, n_act: torch.Tensor, fs: torch.Tensor,
-                 denom: int, bypass_adc: bool, out: torch.Tensor) -> int:
+                 denom: int, bypass_adc: bool, out: torch.Tensor,
+                 steps: Optional[tuple[float, float]] = None) -> int:
         """ADC and digital back end of column currents ``current`` ``(M, ncols)`` (in place) of
-        reads with ``n_act`` ``(M, 1)`` summed drive and full scale ``fs`` ``(M, 1)``: writes
-        the slice sums ``(M, Cout)`` in units of ``1 / denom`` to ``out``; returns the
-        conversions at full scale."""
+        reads with ``n_act`` ``(M, 1)`` summed drive and full scale ``fs`` (broadcastable;
+        ``steps``: its :meth:`ADC.steps` when one value): writes the slice sums ``(M, Cout)``
+        in units of ``1 / denom`` to ``out``; returns the conversions at full scale."""
         clipped = 0
         if not bypass_adc:
-            current = self.adc.convert(current, fs)
+            current = self.adc.convert(current, fs, steps=steps)
             if self.count_clipped:
                 clipped = int(torch.count_nonzero(current >= fs * (1 - 1e-6)))
         # digital: remove g_off of the active rows, round to the slice grid (1/denom)
@@ -342,9 +343,8 @@ class CrossbarLayer:
                     sel.append(part)
                 na = n_act[d][mi, bi].unsqueeze(1)
                 dsq = na if denom == 1 else drive_sq[d][mi, bi].unsqueeze(1)
-                fs = fs_b[bi].unsqueeze(1)
                 zero = M * self.nb - int(mi.numel())
-                plans.append((bi, mi, per_block, sel, na, dsq, fs, zero))
+                plans.append((bi, mi, per_block, sel, na, dsq, zero))
             else:
                 plans.append(plans[0])
         g_read = self._g_read
@@ -354,7 +354,7 @@ class CrossbarLayer:
         drive_buf = self._buffer(("drive",), rows_per * self.rb)
         for c in range(chips):
             d = 0 if shared else c
-            bi, mi, per_block, sel, na, dsq, fs, zero = plans[c]
+            bi, mi, per_block, sel, na, dsq, zero = plans[c]
             st.zero_reads += zero
             st.active_rows += int(na.sum().round()) if denom == 1 else 0
             m_a = int(mi.numel())
@@ -366,6 +366,7 @@ class CrossbarLayer:
             peak = torch.zeros(self.nb)
             o = 0
             for blk, nrow in enumerate(per_block):
+                steps = self.adc.steps(fs_b[blk]) if nrow and not bypass_adc else None
                 # row chunks of ~CHUNK_BYTES of column currents: the ADC and back-end passes
                 # run on data still in cache
                 for s in range(0, nrow, rows_per):
@@ -379,8 +380,8 @@ class CrossbarLayer:
                         tape.add_(cur, std[r:r + n])
                     if bypass_adc:
                         peak[blk] = torch.maximum(peak[blk], cur.max())
-                    st.clipped += self._digital(cur, na[r:r + n], fs[r:r + n], denom,
-                                                bypass_adc, out=y[r:r + n])
+                    st.clipped += self._digital(cur, na[r:r + n], fs_b[blk], denom,
+                                                bypass_adc, out=y[r:r + n], steps=steps)
                 o += nrow
             if bypass_adc:
                 self.max_current = peak if self.max_current is None else \
