@@ -239,3 +239,16 @@ def test_reservoir_keeps_a_uniform_sample_of_rows():
     # each row: 400 Bernoulli(0.2) draws, sd = 0.02; 5 sd bound on every one of 50 rows
     assert np.all(np.abs(p - 0.2) < 0.1)
     assert rec.rows["a"] == 50 and rec.spikes_per_step()["a"][0] == 1.0
+
+
+def test_row_counts_are_exact_spike_counts():
+    """float32 row sums of 0/1 spikes equal an integer count, in the float32 and the fallback
+    (non-float32) paths."""
+    from codesign.sim.record import row_counts
+
+    gen = torch.Generator().manual_seed(0)
+    s = (torch.rand((6, 200_003), generator=gen) < 0.3).to(torch.float32)
+    want = s.to(torch.int64).sum(-1).to(torch.float64)
+    assert torch.equal(row_counts(s), want)
+    assert torch.equal(row_counts(s.to(torch.float64)), want)
+    assert row_counts(s).dtype == torch.float64

@@ -22,7 +22,6 @@ import torch
 
 from codesign.hw import nonideal as p
 from codesign.sim.irdrop import effective_conductance, transfer_conductance
-from codesign.sim.noise_tape import tape_of
 
 
 class ProgrammingVariation:
@@ -96,7 +95,8 @@ class ReadNoise:
     """Each cell's conductance on one read is ``G + sigma g_on z``, independent per cell and
     read; a column reading ``x`` (row drive in units of ``v_read``) sums it to a current noise
     of standard deviation ``sigma g_on sqrt(sum_r x_r^2)`` (in units of ``v_read dG``). The
-    draws ``z`` come from the chip's stream (:mod:`codesign.sim.noise_tape`)."""
+    draws ``z`` come from the chip's stream (:mod:`codesign.sim.noise_tape`), added by
+    :meth:`codesign.sim.crossbar.CrossbarLayer.read`."""
 
     def __init__(self, params: p.ReadNoise, g_on: float) -> None:
         self.sigma = float(params.sigma) * g_on  # in units of dG
@@ -105,10 +105,3 @@ class ReadNoise:
         """Standard deviation of the column current of reads with ``drive_sq = sum x^2``
         (units of ``v_read dG``)."""
         return self.sigma * torch.sqrt(drive_sq)
-
-    def add_(self, current: torch.Tensor, drive_sq: torch.Tensor, gen: torch.Generator
-             ) -> torch.Tensor:
-        """``current += z std`` in place: ``current`` ``(reads, cols)`` contiguous,
-        ``drive_sq`` ``(reads, 1)``, ``z`` the next ``reads x cols`` draws of ``gen``'s stream
-        (:func:`codesign.sim.noise_tape.tape_of`), row-major."""
-        return tape_of(gen).add_(current, self.std(drive_sq))
