@@ -22,6 +22,7 @@ import torch
 
 from codesign.errors import CodesignError
 from codesign.sim.network import HardwareNet
+from codesign.sim.noise_tape import core_for_draws
 from codesign.snn.encoding import is_spike_tensor
 from codesign.snn.layers import Synapse
 from codesign.snn.model import SpikingNet
@@ -93,9 +94,10 @@ class CrossbarBackend:
         def hardware() -> torch.Tensor:
             analog = not is_spike_tensor(x)
             bits = self.net.spec.input.bits if analog else None
-            y, denom = info.xbar.forward_int(x.detach().float(), input_bits=bits,
-                                             scheme=self.net.spec.input.first_layer,
-                                             gen=self.gen)
+            with core_for_draws("read_noise" in self.net.names):  # as forward() does
+                y, denom = info.xbar.forward_int(x.detach().float(), input_bits=bits,
+                                                 scheme=self.net.spec.input.first_layer,
+                                                 gen=self.gen)
             shape = (1, -1) + (1,) * (y.dim() - 2)
             hw = y.to(x.dtype) / denom
             if info.bias_int is not None:
