@@ -57,6 +57,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from codesign.errors import CodesignError
+from codesign.threads import intra_op_threads
 
 
 def _check_inputs(G: np.ndarray, v: np.ndarray, r_row: float, r_col: float) -> None:
@@ -306,10 +307,7 @@ def transfer_conductance(G: torch.Tensor, r_row: float, r_col: float, *, chunk: 
             k1 = min(hi, k0 + chunk)
             out[k0:k1] = _transfer_block(tiles[k0:k1], float(r_row), float(r_col), dtype)
 
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         if parts == 1:
             sweep(0, n)
         else:
@@ -317,8 +315,6 @@ def transfer_conductance(G: torch.Tensor, r_row: float, r_col: float, *, chunk: 
                                     thread_name_prefix="codesign-ir-drop") as pool:
                 for f in [pool.submit(sweep, bounds[i], bounds[i + 1]) for i in range(parts)]:
                     f.result()
-    finally:
-        torch.set_num_threads(before)
     return out.reshape(lead + (R, C)).to(G.dtype)
 
 

@@ -29,6 +29,8 @@ from typing import Optional
 
 import torch
 
+from codesign.threads import intra_op_threads
+
 CHUNK = 1 << 19
 """Draws per chunk (2 MB of float32: small chunks stay in cache between the worker and the
 reader; 2M-value chunks made the worker 20 % slower beside the reader)."""
@@ -72,23 +74,19 @@ class NoiseTape:
         self._gen = weakref.ref(gen)
         self.chunk = int(chunk)
         self._pending: deque[Future] = deque()
-        self._cur: Optional[torch.Tensor] = None
-        self._pos = 0
         for _ in range(max(1, int(ahead))):
             self._submit(torch.empty(self.chunk, dtype=torch.float32))
-        self._spare: Optional[torch.Tensor] = torch.empty(self.chunk, dtype=torch.float32)
+        # the reader starts on a spare buffer already used up: the first read draws it again
+        self._cur = torch.empty(self.chunk, dtype=torch.float32)
+        self._pos = self.chunk
 
     def _submit(self, buf: torch.Tensor) -> None:
         self._pending.append(_WORKER.submit(_draw, self._gen, buf))
 
     def _piece(self, n: int) -> torch.Tensor:
         """The next ``min(n, left in the current chunk)`` values (a view), at least one."""
-        if self._cur is None or self._pos == self._cur.numel():
-            if self._cur is not None:  # left behind: draw it again
-                self._submit(self._cur)
-            elif self._spare is not None:
-                self._submit(self._spare)
-                self._spare = None
+        if self._pos == self._cur.numel():  # used up: draw it again, read the next
+            self._submit(self._cur)
             cur = self._pending.popleft().result()
             assert cur is not None, "a tape outlived its generator"
             self._cur, self._pos = cur, 0
@@ -150,11 +148,5 @@ def core_for_draws(active: bool) -> Iterator[None]:
     parallel region of the reader waits for that thread: on 2 cores, 100 images with every
     non-ideality took 1.0 s with 2 reader threads and 0.64 s with 1 (the draws alone ~0.5 s)."""
     n = torch.get_num_threads()
-    if not active or n < 2:
+    with intra_op_threads(n - 1 if active and n >= 2 else None):
         yield
-        return
-    torch.set_num_threads(n - 1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)

@@ -54,6 +54,7 @@ from typing import Any, Optional
 from codesign.errors import CodesignError
 from codesign.sweep.point import SweepPoint, file_sha256_cached, npz_path
 from codesign.sweep.version import check_code_version
+from codesign.threads import intra_op_threads
 
 ACCURACY_KIND = "ideal_quantized"
 Z95 = 1.959963984540054
@@ -119,14 +120,8 @@ def evaluate_point(point: SweepPoint) -> dict[str, Any]:
 def single_threaded(fn: Any, point: SweepPoint) -> dict[str, Any]:
     """``fn(point)`` with torch on one thread (workers of a pool share the cores), restored
     afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with intra_op_threads(1):
         return fn(point)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def point_data(point: SweepPoint) -> tuple[dict[str, Any], Any]:
