@@ -131,7 +131,8 @@ def run(cfg: dict) -> dict:
     start = time.perf_counter()
     seed_everything(cfg["seed"])
     tcfg = TrainConfig(epochs=cfg["epochs"], batch_size=cfg["batch"], lr=cfg["lr"],
-                       seed=cfg["seed"], device="cpu")
+                       seed=cfg["seed"], device="cpu",
+                       bn_one_conv=bool(cfg.get("bn_one_conv", False)))  # reports/bn-fold
     out: dict[str, Any] = {"config": cfg, "key": key(cfg)}
     if cfg["kind"] == "teacher":
         if "checkpoint" in cfg:
