@@ -175,3 +175,20 @@ def test_read_noise_matches_the_dense_reference(setup):
         ref_pred, ref_counts = reference_chip(one, 0, x, gen)
         assert {k: int(v[c][0]) for k, v in net.chip_counts.items()} == ref_counts
         assert pred[c].tolist() == ref_pred
+
+
+def test_exact_ir_drop_of_one_chip_alone_equals_it_beside_another(setup):
+    """Programming sweeps the exact IR-drop transfer of every tile of every layer and chip in
+    one batch (``program_chips``); a chip's read conductances must not depend on what else is
+    in that batch: chip 1 alone, bit for bit, is chip 1 programmed beside chip 0."""
+    model, spec, _ = setup
+    spec = spec.with_overrides({"nonideal.ir_drop.model": "transfer"})
+    net = hn.build(model, spec, (1, 28, 28), nonideal=("ir_drop", "programming"))
+    seeds = hn.chip_seeds(11, 2)
+    hn.program_chips(net, seeds)
+    both = {name: info.xbar.g[1].clone() for name, info in net.synapses.items()}
+    hn.program_chip(net, seeds[1])
+    for name, info in net.synapses.items():
+        assert torch.equal(info.xbar.g[0], both[name]), name
+    hn.program_chip(net, seeds[0])
+    assert not torch.equal(net.synapses["fc1"].xbar.g[0], both["fc1"])  # chips differ

@@ -277,3 +277,19 @@ def test_transfer_split_over_workers_is_bit_for_bit_the_serial_sweep():
         assert torch.equal(split, serial)
     # and one tile alone is that tile of the batch
     assert torch.equal(transfer_conductance(g[4:5], 0.02, 0.05, workers=1), serial[4:5])
+
+
+def test_transfer_of_a_crossbar_does_not_depend_on_the_other_tiles_of_the_call():
+    """At 128 x 128, a batched product of one matrix rounds differently from the same matrix in
+    a batch; the sweep never forms a batch of one (lone tiles are paired), so a tile's transfer
+    is the same alone, in any split and beside any other tiles (what lets the simulator sweep
+    every layer of a chip in one call)."""
+    gen = torch.Generator().manual_seed(5)
+    levels = torch.tensor([2.353, 15.0, 27.0, 40.0]) * 1e-6  # rram_physical_32nm levels, S
+    g = levels[torch.randint(0, 4, (3, 128, 128), generator=gen)]
+    together = transfer_conductance(g, 1.9, 5.6, workers=1)
+    for workers, chunk in ((3, 64), (1, 1), (2, 2)):
+        assert torch.equal(transfer_conductance(g, 1.9, 5.6, workers=workers, chunk=chunk),
+                           together)
+    for k in range(3):
+        assert torch.equal(transfer_conductance(g[k], 1.9, 5.6), together[k])

@@ -169,17 +169,28 @@ class CrossbarLayer:
             g = models.drift.apply(g)
         return g
 
+    def tiles_of(self, gs: list[torch.Tensor]) -> torch.Tensor:
+        """Chips ``gs`` (:meth:`_program_draws`) cut into their crossbar tiles
+        ``(chips, nb, cb, rows, cols)`` (a view-only rearrangement)."""
+        R, C = self.geom.rows, self.geom.cols
+        return torch.stack(gs).reshape(len(gs), self.nb, R, self.cb, C).transpose(2, 3)
+
+    def read_conductances(self, tiles: torch.Tensor) -> list[torch.Tensor]:
+        """Inverse of :meth:`tiles_of`, then the used rows and columns: each chip's read
+        conductances ``(nb, rb, ncols)``."""
+        R, C = self.geom.rows, self.geom.cols
+        gs = tiles.transpose(2, 3).reshape(tiles.shape[0], self.nb * R, self.cb * C).unbind(0)
+        return [g[:, : self.ncols].reshape(self.nb, R, self.ncols)[:, : self.rb].contiguous()
+                for g in gs]
+
     def _program_wires(self, models: Models, gs: list[torch.Tensor]) -> list[torch.Tensor]:
         """The read conductances ``(nb, rb, ncols)`` of chips ``gs`` (:meth:`_program_draws`):
         IR drop folded in per crossbar tile (deterministic, every chip's tiles in one batch),
         then the used rows and columns."""
-        R, C = self.geom.rows, self.geom.cols
+        tiles = self.tiles_of(gs)
         if models.ir_drop is not None:
-            tiles = torch.stack(gs).reshape(len(gs), self.nb, R, self.cb, C).transpose(2, 3)
-            eff = models.ir_drop.apply(tiles).transpose(2, 3)
-            gs = list(eff.reshape(len(gs), self.nb * R, self.cb * C).unbind(0))
-        return [g[:, : self.ncols].reshape(self.nb, R, self.ncols)[:, : self.rb].contiguous()
-                for g in gs]
+            tiles = models.ir_drop.apply(tiles)
+        return self.read_conductances(tiles)
 
     def _program_one(self, models: Models, gen: Optional[torch.Generator]) -> torch.Tensor:
         """One fresh chip: conductances ``(nb, rb, ncols)`` in units of ``dG``."""

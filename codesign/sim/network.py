@@ -230,9 +230,21 @@ def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
         for name, info in net.synapses.items():
             per_layer[name].append(info.xbar._program_draws(models, gen))
         gens.append(gen)
-    for name, info in net.synapses.items():  # the wires: deterministic, all chips at once
-        info.xbar.set_chips(info.xbar._program_wires(models, per_layer[name]),
-                            models.read_noise)
+    # the wires: deterministic; every tile of every layer and chip in one IR-drop batch per
+    # tile size (the transfer sweep's time is mostly per-operation overhead when a call has
+    # few tiles: measured in reports/bench/sim_irdrop.md)
+    tiles = {name: info.xbar.tiles_of(per_layer[name]) for name, info in net.synapses.items()}
+    if models.ir_drop is not None:
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for name, t in tiles.items():
+            groups.setdefault(tuple(t.shape[-2:]), []).append(name)
+        for size, names in groups.items():
+            flat = torch.cat([tiles[n].reshape((-1,) + size) for n in names])
+            eff = models.ir_drop.apply(flat).split([tiles[n][..., 0, 0].numel() for n in names])
+            for n, e in zip(names, eff, strict=True):
+                tiles[n] = e.reshape(tiles[n].shape)
+    for name, info in net.synapses.items():
+        info.xbar.set_chips(info.xbar.read_conductances(tiles[name]), models.read_noise)
     return gens
 
 
