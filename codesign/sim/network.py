@@ -231,8 +231,9 @@ def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
             per_layer[name].append(info.xbar._program_draws(models, gen))
         gens.append(gen)
     # the wires: deterministic; every tile of every layer and chip in one IR-drop batch per
-    # tile size (the transfer sweep's time is mostly per-operation overhead when a call has
-    # few tiles: measured in reports/bench/sim_irdrop.md)
+    # tile size: with few tiles per call the transfer sweep's time is mostly per-operation
+    # overhead (one chip of the shipped student, 60 tiles, 1 thread, AMD EPYC: one call per
+    # layer 5.3 s, one call for all 2.1 s; reports/bench/sim_irdrop.md, notes of stop 20)
     tiles = {name: info.xbar.tiles_of(per_layer[name]) for name, info in net.synapses.items()}
     if models.ir_drop is not None:
         groups: dict[tuple[int, ...], list[str]] = {}
