@@ -171,7 +171,7 @@ class CrossbarLayer:
 
     def tiles_of(self, gs: list[torch.Tensor]) -> torch.Tensor:
         """Chips ``gs`` (:meth:`_program_draws`) cut into their crossbar tiles
-        ``(chips, nb, cb, rows, cols)`` (a view-only rearrangement)."""
+        ``(chips, nb, cb, rows, cols)`` (stacked, then a view: no arithmetic)."""
         R, C = self.geom.rows, self.geom.cols
         return torch.stack(gs).reshape(len(gs), self.nb, R, self.cb, C).transpose(2, 3)
 
