@@ -285,13 +285,13 @@ def transfer_conductance(G: torch.Tensor, r_row: float, r_col: float, *, chunk: 
     a shared machine each one's thread barrier waits for a descheduled thread (60 student
     crossbars: 5.5 s at 1 thread, 62-91 s at 2 threads, load average 12-16 on 2 CPUs).
     ``workers`` (default: the CPU count, at most 4): the tiles split into that many equal
-    parts (at most one per two tiles), each swept on its own Python thread (torch releases the
-    GIL inside every operation), so the cores share the work without a barrier between them;
-    each tile's result does not depend on the split, nor on the other tiles of the call (bit
-    for bit, tested): no batch is ever of one tile (:func:`_spans`; a single tile is swept
-    paired with a copy of itself). The sweep's cost is dominated, for a few tiles, by the
-    per-operation overhead of its ~10^4 small batched operations: batch many tiles per call
-    (:func:`codesign.sim.network.program_chips` sweeps every layer of every chip at once).
+    parts, each swept on its own Python thread (torch releases the GIL inside every operation),
+    so the cores share the work without a barrier between them; each tile's result does not
+    depend on the split, nor on the other tiles of the call (bit for bit, tested: a lone tile
+    is swept paired with a copy of itself, :func:`_transfer_block`). The sweep's cost is
+    dominated, for a few tiles, by the per-operation overhead of its ~10^4 small batched
+    operations: batch many tiles per call (:func:`codesign.sim.crossbar.wire_tiles` sweeps
+    every layer of every chip at once).
     """
     if not (math.isfinite(r_row) and math.isfinite(r_col) and r_row > 0 and r_col > 0):
         raise CodesignError(f"IR drop: r_row = {r_row!r}, r_col = {r_col!r}: the transfer model "
@@ -301,18 +301,14 @@ def transfer_conductance(G: torch.Tensor, r_row: float, r_col: float, *, chunk: 
     tiles = G.reshape(-1, R, C).to(torch.float64)
     if not bool(torch.isfinite(tiles).all()) or bool((tiles < 0).any()):
         raise CodesignError("IR drop: the transfer model needs finite conductances >= 0")
-    n = tiles.shape[0]
-    if n == 1:  # a batch of one takes other matrix-product kernels (other rounding): pair it
-        return transfer_conductance(G.reshape(1, R, C).repeat(2, 1, 1), r_row, r_col,
-                                    chunk=chunk, dtype=dtype, threads=threads,
-                                    workers=1)[:1].reshape(lead + (R, C))
     out = torch.empty(tiles.shape, dtype=dtype)
-    parts = max(1, min(n // 2, int(workers) if workers is not None
-                       else min(4, os.cpu_count() or 1)))
+    n = tiles.shape[0]
+    parts = max(1, min(n, int(workers) if workers is not None else min(4, os.cpu_count() or 1)))
     bounds = [n * i // parts for i in range(parts + 1)]
 
     def sweep(lo: int, hi: int) -> None:
-        for k0, k1 in _spans(lo, hi, chunk):
+        for k0 in range(lo, hi, chunk):
+            k1 = min(hi, k0 + chunk)
             out[k0:k1] = _transfer_block(tiles[k0:k1], float(r_row), float(r_col), dtype)
 
     with intra_op_threads(threads):
@@ -326,21 +322,15 @@ def transfer_conductance(G: torch.Tensor, r_row: float, r_col: float, *, chunk: 
     return out.reshape(lead + (R, C)).to(G.dtype)
 
 
-def _spans(lo: int, hi: int, size: int) -> list[tuple[int, int]]:
-    """Consecutive ``[k0, k1)`` spans covering ``lo..hi`` (``hi - lo >= 2``), each of at most
-    ``max(size, 2)`` tiles and none of one: batched matrix products of a single matrix take
-    other kernels than those of a batch, with other rounding, so a lone last tile joins the
-    span before it and every tile's result is the same whatever the split."""
-    size = max(2, int(size))
-    spans = [(k0, min(hi, k0 + size)) for k0 in range(lo, hi, size)]
-    if len(spans) > 1 and spans[-1][1] - spans[-1][0] == 1:
-        spans[-2:] = [(spans[-2][0], hi)]
-    return spans
-
-
 def _transfer_block(G: torch.Tensor, r_row: float, r_col: float, dtype: torch.dtype
                     ) -> torch.Tensor:
-    """:func:`transfer_conductance` of ``(n, R, C)`` float64 tiles, the sweep in ``dtype``."""
+    """:func:`transfer_conductance` of ``(n, R, C)`` float64 tiles, the sweep in ``dtype``.
+
+    A batch of one tile is swept paired with a copy of itself: batched matrix products of a
+    single matrix take other kernels than those of a batch, with other rounding (seen at
+    128x128), so a tile's result must not depend on how many tiles share its batch."""
+    if G.shape[0] == 1:
+        return _transfer_block(G.repeat(2, 1, 1), r_row, r_col, dtype)[:1]
     n, R, C = G.shape
     g_row, g_col = 1.0 / r_row, 1.0 / r_col
     S, x_diag, b = _row_factors(G, g_row)

@@ -38,7 +38,7 @@ from codesign.hw.nonideal import NAMES, check_nonideal
 from codesign.hw.nonideal import select as select_nonideal
 from codesign.hw.spec import HardwareSpec
 from codesign.sim.adc import ADC, lossless_bits
-from codesign.sim.crossbar import CrossbarLayer, Geometry, Models
+from codesign.sim.crossbar import CrossbarLayer, Geometry, Models, wire_tiles
 from codesign.sim.noise_tape import core_for_draws
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
 from codesign.sim.record import observe_lif, row_counts
@@ -230,22 +230,12 @@ def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
         for name, info in net.synapses.items():
             per_layer[name].append(info.xbar._program_draws(models, gen))
         gens.append(gen)
-    # the wires: deterministic; every tile of every layer and chip in one IR-drop batch per
-    # tile size: with few tiles per call the transfer sweep's time is mostly per-operation
-    # overhead (one chip of the shipped student, 60 tiles, 1 thread, AMD EPYC: one call per
-    # layer 5.3 s, one call for all 2.1 s; reports/bench/sim_irdrop.md, notes of stop 20)
-    tiles = {name: info.xbar.tiles_of(per_layer[name]) for name, info in net.synapses.items()}
-    if models.ir_drop is not None:
-        groups: dict[tuple[int, ...], list[str]] = {}
-        for name, t in tiles.items():
-            groups.setdefault(tuple(t.shape[-2:]), []).append(name)
-        for size, names in groups.items():
-            flat = torch.cat([tiles[n].reshape((-1,) + size) for n in names])
-            eff = models.ir_drop.apply(flat).split([tiles[n][..., 0, 0].numel() for n in names])
-            for n, e in zip(names, eff, strict=True):
-                tiles[n] = e.reshape(tiles[n].shape)
-    for name, info in net.synapses.items():
-        info.xbar.set_chips(info.xbar.read_conductances(tiles[name]), models.read_noise)
+    # the wires: deterministic, every tile of every layer and chip in one batch
+    names = list(net.synapses)
+    tiles = wire_tiles(models, [net.synapses[n].xbar.tiles_of(per_layer[n]) for n in names])
+    for name, t in zip(names, tiles, strict=True):
+        info = net.synapses[name]
+        info.xbar.set_chips(info.xbar.read_conductances(t), models.read_noise)
     return gens
 
 
