@@ -9,8 +9,9 @@ name           kind      x per sample           source
 ``npz:<path>`` either    from the file          user data, see :mod:`codesign.data.npz`
 =============  ========  =====================  =============================================
 
-All splits are stratified (``sklearn.model_selection.train_test_split`` with
-``random_state=split_seed``), so they are reproducible and keep class proportions. ``T`` is used
+All splits are stratified (the indices of ``sklearn.model_selection.train_test_split`` with
+``random_state=split_seed``, :func:`codesign.data.split.stratified_indices`), so they are
+reproducible and keep class proportions. ``T`` is used
 by ``nmnist5k`` only (static sets ignore it; ``npz`` event files carry their own ``T``).
 Dataset-specific options are passed as keyword arguments; unknown ones raise
 :class:`~codesign.errors.CodesignError`.

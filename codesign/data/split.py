@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,28 +60,70 @@ def check_split_options(split_seed: Any, test_fraction: Any) -> tuple[int, float
     return int(split_seed), frac
 
 
+def _approximate_mode(counts: np.ndarray, n_draws: int, rng: np.random.RandomState
+                      ) -> np.ndarray:
+    """Samples per class when drawing ``n_draws`` of a population with ``counts`` per class:
+    ``floor(counts / sum * n_draws)``, then one more for the classes of largest remainder
+    until the total is ``n_draws``, ties among equal remainders broken by
+    ``rng.choice(..., replace=False)`` (the approximate hypergeometric mode of scikit-learn's
+    ``StratifiedShuffleSplit``, with the same draws)."""
+    continuous = counts / counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add = min(len(inds), need)
+            floored[rng.choice(inds, size=add, replace=False)] += 1
+            need -= add
+            if need == 0:
+                break
+    return floored.astype(int)
+
+
 def stratified_indices(
     y: np.ndarray, *, split_seed: int, test_fraction: float, what: str = "dataset"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified ``(train_idx, test_idx)`` for labels ``y``.
 
-    Uses ``sklearn.model_selection.train_test_split(..., stratify=y, random_state=split_seed)``
-    so the indices are reproducible for a seed and every class keeps its proportion in both
-    parts (5,000 MNIST images with 500 per class -> 4,000/1,000 with 400/100 per class).
+    The indices are those of ``sklearn.model_selection.train_test_split(arange(N),
+    test_size=test_fraction, stratify=y, random_state=split_seed, shuffle=True)`` (its
+    ``StratifiedShuffleSplit`` algorithm with the same ``RandomState`` draws, reimplemented so
+    that a data load does not import scikit-learn, ~1-3 s; tested index for index against it):
+    ``n_test = ceil(f N)``; per class the train and test counts of :func:`_approximate_mode`;
+    each class's members (in index order) permuted, the first ``n_train_i`` to train, the next
+    ``n_test_i`` to test; both sets permuted. Every class keeps its proportion in both parts
+    (5,000 MNIST images with 500 per class -> 4,000/1,000 with 400/100 per class).
     """
-    from sklearn.model_selection import train_test_split  # deferred: ~1 s import
-
-    idx = np.arange(len(y))
-    try:
-        train_idx, test_idx = train_test_split(
-            idx, test_size=test_fraction, stratify=y, random_state=split_seed, shuffle=True
-        )
-    except ValueError as exc:
+    y = np.asarray(y)
+    n = len(y)
+    n_test = math.ceil(test_fraction * n)
+    n_train = n - n_test
+    classes, y_idx, counts = np.unique(y, return_inverse=True, return_counts=True)
+    problem = None
+    if n_train == 0:
+        problem = "the train set would be empty"
+    elif counts.min() < 2:
+        problem = f"classes {classes[counts < 2].tolist()} have fewer than 2 members"
+    elif min(n_train, n_test) < len(classes):
+        problem = (f"{n_train} train and {n_test} test samples for {len(classes)} classes "
+                   f"(each part needs one per class)")
+    if problem is not None:
         raise CodesignError(
             f"{what}: cannot make a stratified split with test_fraction={test_fraction} "
-            f"({len(y)} samples, {len(np.unique(y))} classes): {exc}"
-        ) from None
-    return np.asarray(train_idx), np.asarray(test_idx)
+            f"({n} samples, {len(classes)} classes): {problem}")
+    members = np.split(np.argsort(y_idx.reshape(-1), kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(split_seed)
+    n_i = _approximate_mode(counts, n_train, rng)
+    t_i = _approximate_mode(counts - n_i, n_test, rng)
+    train: list[int] = []
+    test: list[int] = []
+    for i in range(len(classes)):
+        perm = members[i].take(rng.permutation(counts[i]), mode="clip")
+        train.extend(perm[: n_i[i]])
+        test.extend(perm[n_i[i]: n_i[i] + t_i[i]])
+    return np.asarray(rng.permutation(train)), np.asarray(rng.permutation(test))
 
 
 def make_split(
