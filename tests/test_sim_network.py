@@ -18,6 +18,7 @@ from torch import nn
 
 from codesign.data import load_dataset
 from codesign.hw.spec import load_spec, preset_path
+from codesign.sim import crossbar
 from codesign.sim import network as hn
 from codesign.snn.checkpoint import load_checkpoint
 from codesign.snn.layers import BIAS_BITS
@@ -76,7 +77,15 @@ def test_integer_reference_keeps_the_thresholds(student):
         assert float(a.threshold_int()) == float(b.threshold_int())
 
 
-def test_ideal_crossbars_reproduce_the_quantized_network_exactly(student, images):
+@pytest.fixture(params=[False, True], ids=["crossbars", "shortcut"])
+def shortcut(request, monkeypatch):
+    """Both datapaths: every read through the crossbars, and the exact-integer shortcut that
+    ideal chips with a lossless ADC take by default (:meth:`CrossbarLayer.exact_read`)."""
+    monkeypatch.setattr(crossbar, "EXACT_SHORTCUT", request.param)
+    return request.param
+
+
+def test_ideal_crossbars_reproduce_the_quantized_network_exactly(student, images, shortcut):
     x, y = images
     spec = load_spec(preset_path("rram_physical_32nm"))
     net = hn.build(student, spec, (1, 28, 28), nonideal="none")
@@ -138,7 +147,8 @@ def test_float32_network_breaks_ties_by_rounding_noise(student, images):
     ({"input.first_layer": "dac", "input.dac_energy": "0.01 pJ", "input.dac_area": "1 um2"},
      13),  # analog rows: LSB below 1/255 of a level on conv1's 9 rows needs 13 bits
 ])
-def test_offset_columns_and_dac_rows_are_exact_too(student, images, overrides, bits):
+def test_offset_columns_and_dac_rows_are_exact_too(student, images, overrides, bits,
+                                                   shortcut):
     x, _ = images
     x = x[:8]
     spec = load_spec(preset_path("rram_physical_32nm")).with_overrides(overrides)

@@ -44,6 +44,11 @@ CHUNK_BYTES = 1 << 21
 """Column currents processed at a time (bytes of float32): rows of reads in chunks that stay in
 the core's cache through the noise, ADC and back-end passes."""
 
+EXACT_SHORTCUT = True
+"""Read ideal chips through a lossless ADC as the integer product itself
+(:meth:`CrossbarLayer.exact_read`), which is what the crossbar datapath computes then; off:
+every read goes through the crossbars (the tests check the two agree)."""
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -129,6 +134,10 @@ class CrossbarLayer:
         self.conv = conv
         codes, self.digital, self.offset = slice_codes(w_int, wbits, geom.levels, geom.signed)
         self.codes = codes
+        self._w_t = w_int.t().to(torch.float32).contiguous()
+        """``(K, Cout)`` integer weights for :meth:`exact_read`."""
+        self._w_sum = float(w_int.abs().sum(1).max()) if w_int.numel() else 0.0
+        """Largest ``sum_k |w_ok|``: bounds ``|y| <= w_sum x_max`` of the integer product."""
         self.cpw = int(self.digital.numel())
         self.ncols = self.cout * self.cpw
         self._slice_major = torch.arange(self.ncols).reshape(self.cout, self.cpw).t().flatten()
@@ -198,6 +207,10 @@ class CrossbarLayer:
         self.g = torch.stack(gs)
         self._g_read = self.g[..., self._slice_major].contiguous()
         self.read_noise = read_noise
+        ideal = self.read_conductances(self.tiles_of([self._program_draws(Models(), None)]))[0]
+        self._ideal_chips = bool(torch.equal(self.g, ideal.expand_as(self.g)))
+        """Every chip holds exactly the written codes (no variation, stuck cell, drift or
+        wire): one condition of :meth:`exact_read`."""
 
     def _buffer(self, key: tuple, numel: int) -> torch.Tensor:
         """A reused flat float32 buffer of at least ``numel`` elements (the large per-read
@@ -300,6 +313,42 @@ class CrossbarLayer:
             return None, clip
         return y, clip
 
+    def _exact(self, denom: int, bypass_adc: bool) -> bool:
+        """The crossbar datapath computes the exact integer product ``sum_k w_ok x_k`` here:
+        ideal chips, no read noise, the ``array`` ADC range (no current beyond full scale, so
+        no clipping) without offset or gain error, and ``LSB denom < 1`` in every block (the
+        ADC error ``|I_hat - I| <= LSB / 2`` stays below half a level of the back end's grid
+        ``1 / denom``); and the product is exact in float32 (``|y| < 2^24``)."""
+        adc = self.adc
+        return (EXACT_SHORTCUT and not bypass_adc and not self.count_clipped
+                and getattr(self, "_ideal_chips", False) and self.read_noise is None
+                and self.adc_range == "array" and adc.offset_lsb == 0 and adc.gain_error == 0
+                and float(self.full_scale.max()) / adc.max_code * denom < 1.0
+                and self._w_sum * denom < 2.0 ** 24)
+
+    def exact_read(self, rows: torch.Tensor, n_act: torch.Tensor, denom: int) -> torch.Tensor:
+        """:meth:`read` where :meth:`_exact` holds: the integer product of the input codes
+        ``round(rows denom)`` and the weights, one float32 matrix product per drive (exact:
+        every partial sum is an integer below ``2^24``), counted as the reads would be."""
+        chips = self.chips
+        D, M, _ = rows.shape
+        st = self.stats
+        st.reads += chips * M * self.nb
+        st.conversions += chips * M * self.nb * self.ncols
+        per_drive = []
+        for d in range(D):
+            x = rows[d].to(torch.float32)
+            if denom != 1:
+                x = (x * denom).round_()
+            per_drive.append(x @ self._w_t)
+            zero = int((n_act[d] == 0).sum())
+            active = int(n_act[d].sum().round()) if denom == 1 else 0
+            reps = chips if D == 1 else 1
+            st.zero_reads += reps * zero
+            st.active_rows += reps * active
+        y = torch.stack(per_drive)
+        return y.expand(chips, M, self.cout).contiguous() if D == 1 else y
+
     def read(self, rows: torch.Tensor, n_act: torch.Tensor, drive_sq: torch.Tensor, denom: int,
              gens: list[Optional[torch.Generator]], *, bypass_adc: bool = False) -> torch.Tensor:
         """One read of every row block of every chip.
@@ -309,7 +358,9 @@ class CrossbarLayer:
         through a DAC; any dtype, binary drives may be ``uint8``); ``n_act`` ``(D, M, nb)``:
         the summed drive of each read and block; ``drive_sq`` the same of ``x^2``; ``gens[c]``:
         chip ``c``'s read noise. Returns the digital slice-combined column sums ``(chips, M,
-        Cout)`` in units of ``1 / denom``.
+        Cout)`` in units of ``1 / denom``. Where the result is the exact integer product
+        (:meth:`_exact`: ideal chips, lossless ADC), it is computed as such
+        (:meth:`exact_read`).
 
         A read whose rows are all inactive (``gate_zero_reads``) carries no current and no
         noise (its noise scales with the drive), so its digital value is the same constant for
@@ -324,6 +375,8 @@ class CrossbarLayer:
         shared = D == 1
         if not shared and D != chips:
             raise ValueError(f"{self.name}: drive for {D} chips, {chips} programmed")
+        if self._exact(denom, bypass_adc):
+            return self.exact_read(rows, n_act, denom)
         fs_b = self.full_scale.reshape(self.nb)
         out = torch.zeros((chips, M, self.cout), dtype=torch.float32)
         st = self.stats
@@ -397,8 +450,11 @@ class CrossbarLayer:
                 idle = (n_act[d] == 0).to(torch.float32)  # (M, nb)
                 out[c] += idle @ idle_y
                 st.clipped += int(idle.sum(0) @ idle_clip)
-        if self.offset:
-            out.sub_(self.offset * n_act.sum(-1, keepdim=True) * (denom if denom != 1 else 1))
+        if self.offset:  # digital correction: the offset times the summed input codes
+            codes = n_act.sum(-1, keepdim=True)
+            if denom != 1:  # DAC rows: the drives are codes / denom; their sum times denom is
+                codes = (codes * denom).round_()  # an integer up to float32 rounding
+            out.sub_(self.offset * codes)
         return out
 
     def _read_input(self, x: torch.Tensor, shared: bool, denom: int, binary: bool,
