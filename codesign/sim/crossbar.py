@@ -156,6 +156,8 @@ class CrossbarLayer:
         self.stats = ReadStats()
         self.max_current: Optional[torch.Tensor] = None
         self.count_clipped = False
+        self._ideal_chips = False
+        """Every chip holds exactly the written codes (:meth:`set_chips`)."""
         """Count conversions at full scale (one more pass over the column currents)."""
 
     # -- programming
@@ -208,9 +210,8 @@ class CrossbarLayer:
         self._g_read = self.g[..., self._slice_major].contiguous()
         self.read_noise = read_noise
         ideal = self.read_conductances(self.tiles_of([self._program_draws(Models(), None)]))[0]
+        # no variation, stuck cell, drift or wire: one condition of :meth:`_exact`
         self._ideal_chips = bool(torch.equal(self.g, ideal.expand_as(self.g)))
-        """Every chip holds exactly the written codes (no variation, stuck cell, drift or
-        wire): one condition of :meth:`exact_read`."""
 
     def _buffer(self, key: tuple, numel: int) -> torch.Tensor:
         """A reused flat float32 buffer of at least ``numel`` elements (the large per-read
@@ -321,33 +322,32 @@ class CrossbarLayer:
         ``1 / denom``); and the product is exact in float32 (``|y| < 2^24``)."""
         adc = self.adc
         return (EXACT_SHORTCUT and not bypass_adc and not self.count_clipped
-                and getattr(self, "_ideal_chips", False) and self.read_noise is None
+                and self._ideal_chips and self.read_noise is None
                 and self.adc_range == "array" and adc.offset_lsb == 0 and adc.gain_error == 0
                 and float(self.full_scale.max()) / adc.max_code * denom < 1.0
                 and self._w_sum * denom < 2.0 ** 24)
 
-    def exact_read(self, rows: torch.Tensor, n_act: torch.Tensor, denom: int) -> torch.Tensor:
-        """:meth:`read` where :meth:`_exact` holds: the integer product of the input codes
-        ``round(rows denom)`` and the weights, one float32 matrix product per drive (exact:
-        every partial sum is an integer below ``2^24``), counted as the reads would be."""
-        chips = self.chips
-        D, M, _ = rows.shape
+    def exact_read(self, rows: torch.Tensor, denom: int) -> torch.Tensor:
+        """:meth:`read`'s result where :meth:`_exact` holds: the integer product of the input
+        codes ``round(rows denom)`` and the weights, one float32 matrix product per drive
+        (exact: every partial sum is an integer below ``2^24``)."""
+        x = rows.to(torch.float32)
+        if denom != 1:
+            x = (x * denom).round_()
+        y = torch.matmul(x, self._w_t)  # (D, M, Cout)
+        return y.expand(self.chips, -1, -1).contiguous() if rows.shape[0] == 1 else y
+
+    def _count_reads(self, n_act: torch.Tensor, denom: int, bypass_adc: bool) -> None:
+        """Add to :attr:`stats` what a :meth:`read` of drives with summed drive ``n_act``
+        ``(D, M, nb)`` costs on every chip (``D = 1``: one drive read by each)."""
+        D, M, _ = n_act.shape
+        reps = self.chips // D
         st = self.stats
-        st.reads += chips * M * self.nb
-        st.conversions += chips * M * self.nb * self.ncols
-        per_drive = []
-        for d in range(D):
-            x = rows[d].to(torch.float32)
-            if denom != 1:
-                x = (x * denom).round_()
-            per_drive.append(x @ self._w_t)
-            zero = int((n_act[d] == 0).sum())
-            active = int(n_act[d].sum().round()) if denom == 1 else 0
-            reps = chips if D == 1 else 1
-            st.zero_reads += reps * zero
-            st.active_rows += reps * active
-        y = torch.stack(per_drive)
-        return y.expand(chips, M, self.cout).contiguous() if D == 1 else y
+        st.reads += self.chips * M * self.nb
+        st.conversions += self.chips * M * self.nb * self.ncols if not bypass_adc else 0
+        st.zero_reads += reps * int((n_act == 0).sum())
+        # float64: the sum over every drive can pass 2^24
+        st.active_rows += reps * int(n_act.sum(dtype=torch.float64).round()) if denom == 1 else 0
 
     def read(self, rows: torch.Tensor, n_act: torch.Tensor, drive_sq: torch.Tensor, denom: int,
              gens: list[Optional[torch.Generator]], *, bypass_adc: bool = False) -> torch.Tensor:
@@ -375,13 +375,12 @@ class CrossbarLayer:
         shared = D == 1
         if not shared and D != chips:
             raise ValueError(f"{self.name}: drive for {D} chips, {chips} programmed")
+        self._count_reads(n_act, denom, bypass_adc)
         if self._exact(denom, bypass_adc):
-            return self.exact_read(rows, n_act, denom)
+            return self.exact_read(rows, denom)
         fs_b = self.full_scale.reshape(self.nb)
         out = torch.zeros((chips, M, self.cout), dtype=torch.float32)
         st = self.stats
-        st.reads += chips * M * self.nb
-        st.conversions += chips * M * self.nb * self.ncols if not bypass_adc else 0
         idle_y, idle_clip = self._idle(denom, bypass_adc)
         plans: list = []
         for c in range(chips):
@@ -399,7 +398,7 @@ class CrossbarLayer:
                     sel.append(part)
                 na = n_act[d][mi, bi].unsqueeze(1)
                 dsq = na if denom == 1 else drive_sq[d][mi, bi].unsqueeze(1)
-                zero = M * self.nb - int(mi.numel())
+                zero = M * self.nb - int(mi.numel())  # all-inactive reads
                 plans.append((bi, mi, per_block, sel, na, dsq, zero))
             else:
                 plans.append(plans[0])
@@ -411,8 +410,6 @@ class CrossbarLayer:
         for c in range(chips):
             d = 0 if shared else c
             bi, mi, per_block, sel, na, dsq, zero = plans[c]
-            st.zero_reads += zero
-            st.active_rows += int(na.sum().round()) if denom == 1 else 0
             m_a = int(mi.numel())
             noisy = self.read_noise is not None and m_a > 0
             if noisy:
