@@ -55,6 +55,7 @@ from codesign.sim import network as hn
 from codesign.sim.accuracy import check_chips, simulate
 from codesign.sim.backend import CrossbarBackend, attach, detach
 from codesign.sim.crossbar import CrossbarLayer
+from codesign.sim.wire_refresh import RefreshedIRDrop
 from codesign.snn.checkpoint import load_checkpoint, save_checkpoint
 from codesign.snn.layers import Synapse
 from codesign.snn.model import SpikingNet
@@ -100,6 +101,10 @@ class LoopConfig:
     beta: float = DISTILL_DEFAULTS["beta"]
     tau: float = DISTILL_DEFAULTS["tau"]
     energy_samples: int = 64
+    ir_refresh: int = 1
+    """Training chips per exact IR-drop transfer; the chips between reuse its per-cell
+    attenuation (:mod:`codesign.sim.wire_refresh`; 1: every training chip exact). Selection
+    and held-out chips are always exact."""
 
     def validate(self) -> None:
         """Refuse settings that cannot run; each message names the option."""
@@ -119,6 +124,7 @@ class LoopConfig:
             raise CodesignError(f"--budget-min {self.budget_min}: expected minutes > 0")
         check_chips(self.chips)
         check_chips(self.eval_chips)
+        RefreshedIRDrop(self.ir_refresh)  # refuses anything but an integer >= 1
         if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
             raise CodesignError(f"--seed {self.seed}: expected an integer 0..{MAX_SEED}")
         if self.methods != "ce":
@@ -168,11 +174,14 @@ class ChipPerBatch:
     mode, the ideal product. Synapses are kept in eval mode (frozen batch norm) while training.
     """
 
-    def __init__(self, model: SpikingNet, hwnet: hn.HardwareNet, rng: np.random.Generator
-                 ) -> None:
+    def __init__(self, model: SpikingNet, hwnet: hn.HardwareNet, rng: np.random.Generator,
+                 ir_refresh: int = 1) -> None:
         self.model = model
         self.hwnet = hwnet
         self.rng = rng
+        self.wires = RefreshedIRDrop(ir_refresh)
+        """Programs the chips: the exact IR drop on every ``ir_refresh``-th chip, its
+        attenuation on the chips between (:mod:`codesign.sim.wire_refresh`)."""
         self.seeds: list[int] = []
         self.calibrated = hn.adc_range(hwnet.spec) == "calibrated"
         self.layers = dict(model.layers.items())
@@ -199,7 +208,7 @@ class ChipPerBatch:
         self.refresh_codes()
         chip_seed = int(self.rng.integers(0, 2 ** 63 - 1))
         self.seeds.append(chip_seed)
-        gen = hn.program_chip(self.hwnet, chip_seed)
+        gen = self.wires.program(self.hwnet, chip_seed)
         attach(self.model, CrossbarBackend(self.hwnet, gen))
 
 
@@ -385,7 +394,7 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
             if hn.adc_range(spec) == "calibrated":
                 hn.calibrate_adc(hwnet, x_tr[:64])
             rng = np.random.default_rng(np.random.SeedSequence([roots[1], rnd]))
-            hook = ChipPerBatch(student, hwnet, rng)
+            hook = ChipPerBatch(student, hwnet, rng, cfg.ir_refresh)
             handle = student.register_forward_pre_hook(hook)
         try:
             # the selection split stands in for fit's test split: the real test split stays
@@ -405,6 +414,7 @@ def close_loop(student_path: Union[str, Path], spec: Any, data: Any, out: Union[
             best = (ev["hardware"], rnd, {k: v.clone() for k, v in student.state_dict().items()})
             save_best()
         row = record(rnd, ev, {"trained": True, "train_chips": len(hook.seeds) if hook else 0,
+                               "train_exact_ir_chips": hook.wires.refreshes if hook else 0,
                                "round_s": round(last_dur, 2), "best_round": best[1]})
         if row["recovered"]:
             stop = "recovered"

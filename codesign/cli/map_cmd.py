@@ -88,6 +88,10 @@ REPORT_FILES = ("layers.csv", "per_step.csv", "summary.json", "energy_breakdown.
 @click.option("--retrain-distill", default="logit,md", show_default=True,
               help="--retrain: distillation methods (logit, md, temporal) or ce (no teacher "
                    "term).")
+@click.option("--ir-refresh", "ir_refresh", type=int, default=None,
+              help="--retrain: the exact IR-drop transfer on every K-th training chip, its "
+                   "per-cell attenuation on the chips between (default 1: every chip exact; "
+                   "selection and held-out chips are always exact).")
 def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[int],
             chips: Optional[int], nonideal: str, ablate: bool, seed: int,
             split_seed: Optional[int], dense: bool, mapping: str, wbits: Optional[int],
@@ -96,7 +100,7 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[in
             as_json: bool, quiet: bool, retrain: bool = False, tolerance: float = 1.0,
             teacher: Optional[Path] = None, budget_epochs: Optional[int] = None,
             budget_min: Optional[float] = None, target: Optional[float] = None,
-            retrain_distill: str = "logit,md") -> None:
+            retrain_distill: str = "logit,md", ir_refresh: Optional[int] = None) -> None:
     """Map MODEL (checkpoint .pt, workload .yaml or .nir) onto --hw and cost it."""
     from codesign.mapflow import map_model
     from codesign.report import write_report
@@ -109,7 +113,7 @@ def map_cmd(model: Path, hw: str, data_name: Optional[str], samples: Optional[in
     hardware = _hardware_options(chips, nonideal, ablate, samples, data_name, quiet)
     loop = _retrain_setup(retrain, model, hw, data_name, split_seed, teacher, tolerance,
                           budget_epochs, budget_min, target, retrain_distill, chips, nonideal,
-                          adc_bits, seed, samples)
+                          adc_bits, seed, samples, ir_refresh)
     act_samples = 64 if samples is None else samples
     if seed < 0:
         raise CodesignError(f"--seed {seed}: expected a non-negative integer")
@@ -159,12 +163,14 @@ def _retrain_setup(retrain: bool, model: Path, hw: str, data_name: Optional[str]
                    split_seed: Optional[int], teacher: Optional[Path], tolerance: float,
                    budget_epochs: Optional[int], budget_min: Optional[float],
                    target: Optional[float], methods: str, chips: Optional[int], nonideal: str,
-                   adc_bits: Optional[int], seed: int, samples: Optional[int]) -> Any:
+                   adc_bits: Optional[int], seed: int, samples: Optional[int],
+                   ir_refresh: Optional[int] = None) -> Any:
     """``(LoopSetup, LoopConfig)`` of ``--retrain``, validated before any work; ``None``
     without ``--retrain`` (whose options are then refused)."""
     if not retrain:
         opts = (("--teacher", teacher), ("--budget-epochs", budget_epochs),
-                ("--budget-min", budget_min), ("--target", target))
+                ("--budget-min", budget_min), ("--target", target),
+                ("--ir-refresh", ir_refresh))
         given = [f for f, v in opts if v is not None]
         if given:
             raise CodesignError(f"{', '.join(given)}: only used with --retrain")
@@ -174,7 +180,7 @@ def _retrain_setup(retrain: bool, model: Path, hw: str, data_name: Optional[str]
     cfg = LoopConfig(tolerance=tolerance, target=target, budget_epochs=budget_epochs,
                      budget_min=budget_min, methods=methods, chips=chips or 3,
                      eval_chips=chips or 3, nonideal=nonideal, adc_bits=adc_bits, seed=seed,
-                     test_samples=samples)
+                     test_samples=samples, ir_refresh=1 if ir_refresh is None else ir_refresh)
     return prepare(model, hw, data_name, cfg, teacher=teacher, split_seed=split_seed), cfg
 
 

@@ -216,12 +216,13 @@ def chip_seeds(seed: int, chips: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint64)[0] % (2 ** 63)) for c in ss.spawn(chips)]
 
 
-def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
-                  ) -> list[Optional[torch.Generator]]:
-    """Program every layer of ``len(chip_seeds)`` chip instances at once (read as one batch by
-    :func:`forward`); returns each chip's generator (its read noise). Chip ``c`` draws from
-    ``torch.Generator().manual_seed(chip_seeds[c])`` layer by layer in forward order, exactly
-    the draws of :func:`program_chip` with that seed."""
+def draw_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
+               ) -> tuple[list[Optional[torch.Generator]], Models, dict[str, torch.Tensor]]:
+    """The random part of programming ``len(chip_seeds)`` chips: ``(generators, models,
+    tiles)``, ``tiles[name]`` each layer's cell conductances before the wires, cut into
+    crossbar tiles ``(chips, nb, cb, rows, cols)`` (units of ``dG``). Chip ``c`` draws from
+    ``torch.Generator().manual_seed(chip_seeds[c])`` layer by layer in forward order; the
+    generator returned goes on to draw that chip's read noise."""
     models = build_models(net.spec, net.names)
     gens: list[Optional[torch.Generator]] = []
     per_layer: dict[str, list[torch.Tensor]] = {name: [] for name in net.synapses}
@@ -230,12 +231,27 @@ def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
         for name, info in net.synapses.items():
             per_layer[name].append(info.xbar._program_draws(models, gen))
         gens.append(gen)
-    # the wires: deterministic, every tile of every layer and chip in one batch
-    names = list(net.synapses)
-    tiles = wire_tiles(models, [net.synapses[n].xbar.tiles_of(per_layer[n]) for n in names])
-    for name, t in zip(names, tiles, strict=True):
+    return gens, models, {n: net.synapses[n].xbar.tiles_of(per_layer[n]) for n in net.synapses}
+
+
+def set_tiles(net: HardwareNet, models: Models, tiles: dict[str, torch.Tensor]) -> None:
+    """Hold the wired tiles (:func:`draw_chips`' shape, after the IR drop) as the chips that
+    every layer reads."""
+    for name, t in tiles.items():
         info = net.synapses[name]
         info.xbar.set_chips(info.xbar.read_conductances(t), models.read_noise)
+
+
+def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
+                  ) -> list[Optional[torch.Generator]]:
+    """Program every layer of ``len(chip_seeds)`` chip instances at once (read as one batch by
+    :func:`forward`); returns each chip's generator (its read noise). Chip ``c``'s draws are
+    exactly those of :func:`program_chip` with its seed (:func:`draw_chips`); the wires are
+    deterministic, every tile of every layer and chip in one batch (:func:`wire_tiles`)."""
+    gens, models, pre = draw_chips(net, chip_seeds)
+    names = list(pre)
+    set_tiles(net, models, dict(zip(names, wire_tiles(models, [pre[n] for n in names]),
+                                    strict=True)))
     return gens
 
 

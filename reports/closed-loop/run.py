@@ -44,7 +44,11 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
     "ir_drop_exact": ("ir_drop", {"nonideal.ir_drop.model": "transfer"}),
     "ir_drop_exact_programming": ("ir_drop,programming",
                                   {"nonideal.ir_drop.model": "transfer"}),
+    "ir_drop_exact_refresh8": ("ir_drop", {"nonideal.ir_drop.model": "transfer"}),
 }
+#: case name -> LoopConfig settings beyond BUDGET (every other case: the defaults, e.g.
+#: ``ir_refresh`` 1, every training chip's IR drop exact)
+CASE_CONFIG: dict[str, dict[str, object]] = {"ir_drop_exact_refresh8": {"ir_refresh": 8}}
 #: arm name -> (methods, through the hardware)
 ARMS = {"loop": ("logit,md", True), "ce_hw": ("ce", True), "kdmd_ideal": ("logit,md", False)}
 ARM_LABEL = {"loop": "loop: KD+MD through the hardware", "ce_hw": "CE only through the hardware",
@@ -56,7 +60,7 @@ BUDGET = {"budget_epochs": 2, "train_samples": 512, "val_samples": 200, "test_sa
 def config(case: str, seed: int, arm: str) -> LoopConfig:
     methods, hardware = ARMS[arm]
     return LoopConfig(methods=methods, hardware=hardware, nonideal=CASES[case][0], seed=seed,
-                      **BUDGET)
+                      **{**BUDGET, **CASE_CONFIG.get(case, {})})
 
 
 def case_spec(case: str) -> HardwareSpec:
