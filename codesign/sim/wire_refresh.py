@@ -17,23 +17,23 @@ has moved since. So the error is largest in the columns whose codes moved: a cel
 ``dG`` adds ``a dG v`` where the exact circuit adds less, since it also pulls its
 neighbours' currents down through the shared wires.
 
-Measured (``reports/bench/sim_irdrop.md``, notes of stop 22; shipped student, preset wires,
-column currents of 64 random inputs with 20 % of the rows active, relative to the largest
-exact current of the layer):
+Measured (``reports/closed-loop/refresh_error.py``, stop 22: the shipped student, the preset's
+wires, column currents of 64 random inputs with 20 % of the rows active, relative to the
+largest exact current of the layer; worst layer):
 
-* a new 5 % lognormal variation draw on unchanged codes: at most 0.23-0.56 %, on average
-  0.02-0.05 % (the IR drop itself moves these currents by 16-44 %);
-* along real training (``reports/closed-loop/refresh_error.py``: Adam at the loop's lr 5e-4,
-  refresh every 8 chips; the codes of up to 1-6 % of a layer's cells moved since the
-  refresh): at most 2.4 % one chip after a refresh and 3.4-5.3 % after 2-7 chips, on average
-  0.14-0.43 %.
+* a new 5 % lognormal variation draw on unchanged codes (``LR 0``): at most 0.49-0.71 %, on
+  average 0.04-0.05 % (ignoring the wires errs by 16-44 % on the same currents);
+* along real training (Adam at the loop's lr 5e-4, refresh every 8 chips; the codes of up to
+  1-6 % of a layer's cells moved since the refresh): at most 2.4 % one chip after a refresh
+  and 3.4-5.3 % after 2-7 chips, on average 0.14-0.43 %;
 * a per-cell series resistance ``rho = 1/G_eff - 1/G`` instead of ``a`` (exact for a lone
   cell) does worse along the same training: at most 7.5-21 %.
 
 So this is a training approximation, not an inference model: the straight-through gradient
-does not see it, and selection and held-out chips are always wired exactly. Whether it costs
-what the loop wins back is measured end to end in ``reports/closed-loop/`` (case
-``ir_drop_exact_refresh8``).
+does not see it, and selection and held-out chips are always wired exactly. End to end
+(``reports/closed-loop/README.md``, case C', 3 seeds paired with case C): the loop recovers
+68.6 % of the exact IR drop's accuracy loss with a refresh every 8 chips, 72.1 % with every
+chip exact, a difference within seed and sampling noise.
 
 A cell with ``G = 0`` on the refresh chip (normal variation clipped at zero) keeps ``a = 1``.
 Every random draw is the exact path's (:func:`codesign.sim.network.draw_chips`): a chip's

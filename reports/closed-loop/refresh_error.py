@@ -1,11 +1,12 @@
 """Error of the training-time IR drop (``--ir-refresh K``) against the exact wires, chip by chip.
 
-Usage: .venv/bin/python reports/closed-loop/refresh_error.py [K [BATCHES [NONIDEAL]]]
-       (defaults 8, 17, ir_drop,programming,read_noise)
+Usage: .venv/bin/python reports/closed-loop/refresh_error.py [K [BATCHES [NONIDEAL [LR]]]]
+       (defaults 8, 17, ir_drop,programming,read_noise, 5e-4; LR 0: the codes never move, so
+       the chips differ only by their programming-variation draws)
 
 Trains the shipped W4/U4 student on mnist5k through the hardware as the closed loop does
 (:class:`codesign.loop.ChipPerBatch`, a fresh chip of ``rram_physical_32nm`` per batch, IR drop
-exact on one chip in K), with cross-entropy and Adam at the loop's learning rate (5e-4), batch
+exact on one chip in K), with cross-entropy and Adam at the loop's learning rate (LR), batch
 64, and for every training chip compares the conductances it was read with against the exact
 wires of the same chip (the same draws, :func:`codesign.sim.network.draw_chips`, wired by
 :func:`codesign.sim.crossbar.wire_tiles`). Printed per chip, over the five layers: the largest
@@ -75,6 +76,7 @@ def main() -> None:
     n_batches = int(sys.argv[2]) if len(sys.argv) > 2 else 17
     names = tuple((sys.argv[3] if len(sys.argv) > 3 else "ir_drop,programming,read_noise")
                   .split(","))
+    lr = float(sys.argv[4]) if len(sys.argv) > 4 else 5e-4
     torch.set_num_threads(1)
     data = load_dataset("mnist5k", split_seed=0)
     perm = torch.randperm(data.x_train.shape[0], generator=torch.Generator().manual_seed(0))
@@ -87,14 +89,14 @@ def main() -> None:
     wires = Measured(every)
     hook.wires = wires
     model.register_forward_pre_hook(hook)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for i in idx:
         loss = F.cross_entropy(model(data.x_train[i]).mean(0), data.y_train[i])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    print(f"every {every}, non-idealities {', '.join(names)}")
+    print(f"every {every}, non-idealities {', '.join(names)}, lr {lr:g}")
     print("| training chip | chips since the refresh | max error (% of the largest current) | "
           "mean error, worst layer (%) | cells moved, worst layer (%) |")
     print("|---:|---:|---:|---:|---:|")
