@@ -391,11 +391,12 @@ class CrossbarLayer:
                 per_block = active.sum(1).tolist()
                 sel = []
                 for blk, mi_b in enumerate(torch.split(mi, per_block)):
-                    # the drive's own dtype (uint8 planes): float32 chunk by chunk below
-                    part = rows[d, :, blk * self.rb:(blk + 1) * self.rb].index_select(0, mi_b)
-                    if part.shape[1] < self.rb:
-                        part = F.pad(part, (0, self.rb - part.shape[1]))
-                    sel.append(part)
+                    # the drive's own dtype (uint8 planes): float32 chunk by chunk below; a
+                    # last block of fewer rows than the crossbar's is read on those rows only
+                    # (its other rows are undriven: the same product, bit for bit, at a
+                    # fraction of the matmul)
+                    sel.append(rows[d, :, blk * self.rb:(blk + 1) * self.rb]
+                               .index_select(0, mi_b))
                 na = n_act[d][mi, bi].unsqueeze(1)
                 dsq = na if denom == 1 else drive_sq[d][mi, bi].unsqueeze(1)
                 zero = M * self.nb - int(mi.numel())  # all-inactive reads
@@ -426,9 +427,10 @@ class CrossbarLayer:
                     n, r = min(rows_per, nrow - s), o + s
                     cur = cur_buf[: n * self.ncols].view(n, self.ncols)
                     drive = sel[blk][s:s + n]
+                    kb = drive.shape[1]
                     if drive.dtype != torch.float32:
-                        drive = drive_buf[: n * self.rb].view(n, self.rb).copy_(drive)
-                    torch.mm(drive, g_read[c, blk], out=cur)
+                        drive = drive_buf[: n * kb].view(n, kb).copy_(drive)
+                    torch.mm(drive, g_read[c, blk, :kb], out=cur)
                     if noisy:
                         tape.add_(cur, std[r:r + n])
                     if bypass_adc:
