@@ -91,4 +91,3 @@ class RefreshedIRDrop:
         if self.chips % self.every == 0 or att is None:
             return True
         return any(n not in att or att[n].shape != t.shape for n, t in pre.items())
-
