@@ -55,7 +55,7 @@ from codesign.sim import network as hn
 from codesign.sim.accuracy import check_chips, simulate
 from codesign.sim.backend import CrossbarBackend, attach, detach
 from codesign.sim.crossbar import CrossbarLayer
-from codesign.sim.wire_refresh import RefreshedIRDrop
+from codesign.sim.wire_refresh import RefreshedIRDrop, check_refresh
 from codesign.snn.checkpoint import load_checkpoint, save_checkpoint
 from codesign.snn.layers import Synapse
 from codesign.snn.model import SpikingNet
@@ -124,7 +124,7 @@ class LoopConfig:
             raise CodesignError(f"--budget-min {self.budget_min}: expected minutes > 0")
         check_chips(self.chips)
         check_chips(self.eval_chips)
-        RefreshedIRDrop(self.ir_refresh)  # refuses anything but an integer >= 1
+        check_refresh(self.ir_refresh)
         if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
             raise CodesignError(f"--seed {self.seed}: expected an integer 0..{MAX_SEED}")
         if self.methods != "ce":

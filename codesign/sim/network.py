@@ -242,16 +242,21 @@ def set_tiles(net: HardwareNet, models: Models, tiles: dict[str, torch.Tensor]) 
         info.xbar.set_chips(info.xbar.read_conductances(t), models.read_noise)
 
 
+def wire_layers(models: Models, tiles: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The exact wires (:func:`wire_tiles`) of every layer's tiles (:func:`draw_chips`), all
+    in one batch."""
+    names = list(tiles)
+    return dict(zip(names, wire_tiles(models, [tiles[n] for n in names]), strict=True))
+
+
 def program_chips(net: HardwareNet, chip_seeds: list[Optional[int]]
                   ) -> list[Optional[torch.Generator]]:
     """Program every layer of ``len(chip_seeds)`` chip instances at once (read as one batch by
     :func:`forward`); returns each chip's generator (its read noise). Chip ``c``'s draws are
     exactly those of :func:`program_chip` with its seed (:func:`draw_chips`); the wires are
-    deterministic, every tile of every layer and chip in one batch (:func:`wire_tiles`)."""
+    deterministic, every tile of every layer and chip in one batch (:func:`wire_layers`)."""
     gens, models, pre = draw_chips(net, chip_seeds)
-    names = list(pre)
-    set_tiles(net, models, dict(zip(names, wire_tiles(models, [pre[n] for n in names]),
-                                    strict=True)))
+    set_tiles(net, models, wire_layers(models, pre))
     return gens
 
 

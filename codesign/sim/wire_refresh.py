@@ -47,8 +47,14 @@ from typing import Optional
 import torch
 
 from codesign.errors import CodesignError
-from codesign.sim.crossbar import wire_tiles
-from codesign.sim.network import HardwareNet, draw_chips, set_tiles
+from codesign.sim.network import HardwareNet, draw_chips, set_tiles, wire_layers
+
+
+def check_refresh(every: object) -> None:
+    """Refuse a refresh period that is not an integer >= 1 (``--ir-refresh``)."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise CodesignError(f"--ir-refresh {every}: expected an integer >= 1 (training chips "
+                            "per exact IR-drop transfer)")
 
 
 class RefreshedIRDrop:
@@ -57,9 +63,7 @@ class RefreshedIRDrop:
     between reuse it. ``every = 1`` is :func:`codesign.sim.network.program_chip` exactly."""
 
     def __init__(self, every: int) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise CodesignError(f"--ir-refresh {every}: expected an integer >= 1 (training "
-                                "chips per exact IR-drop transfer)")
+        check_refresh(every)
         self.every = every
         self.chips = 0
         """Chips programmed so far."""
@@ -70,18 +74,17 @@ class RefreshedIRDrop:
     def program(self, net: HardwareNet, chip_seed: Optional[int]) -> Optional[torch.Generator]:
         """Program every layer of one chip of ``net``; returns its generator (read noise)."""
         gens, models, pre = draw_chips(net, [chip_seed])
-        names = list(pre)
         if models.ir_drop is None:
             wired = pre
         elif self._due(pre):
-            wired = dict(zip(names, wire_tiles(models, [pre[n] for n in names]), strict=True))
+            wired = wire_layers(models, pre)
             self.refreshes += 1
             if self.every > 1:
-                self.attenuation = {n: torch.where(pre[n] > 0, wired[n] / pre[n],
-                                                   torch.ones_like(pre[n])) for n in names}
+                self.attenuation = {n: torch.where(g > 0, wired[n] / g, torch.ones_like(g))
+                                    for n, g in pre.items()}
         else:
             assert self.attenuation is not None
-            wired = {n: self.attenuation[n] * pre[n] for n in names}
+            wired = {n: self.attenuation[n] * g for n, g in pre.items()}
         self.chips += 1
         set_tiles(net, models, wired)
         return gens[0]

@@ -9,7 +9,7 @@ Trains the shipped W4/U4 student on mnist5k through the hardware as the closed l
 exact on one chip in K), with cross-entropy and Adam at the loop's learning rate (LR), batch
 64, and for every training chip compares the conductances it was read with against the exact
 wires of the same chip (the same draws, :func:`codesign.sim.network.draw_chips`, wired by
-:func:`codesign.sim.crossbar.wire_tiles`). Printed per chip, over the five layers: the largest
+:func:`codesign.sim.network.wire_layers`). Printed per chip, over the five layers: the largest
 and the mean column-current error for 64 random inputs with 20 % of the rows active, relative
 to the largest exact current of the layer, and the share of cells whose code moved since the
 last refresh (a change of the pre-wire conductance of more than half a level). Writes nothing.
@@ -32,7 +32,6 @@ from codesign.data import load_dataset  # noqa: E402
 from codesign.hw.spec import load_spec, preset_path  # noqa: E402
 from codesign.loop import ChipPerBatch  # noqa: E402
 from codesign.sim import network as hn  # noqa: E402
-from codesign.sim.crossbar import wire_tiles  # noqa: E402
 from codesign.sim.wire_refresh import RefreshedIRDrop  # noqa: E402
 from codesign.snn.checkpoint import load_checkpoint  # noqa: E402
 
@@ -49,7 +48,7 @@ class Measured(RefreshedIRDrop):
                 ) -> Optional[torch.Generator]:
         _, models, pre = hn.draw_chips(net, [chip_seed])
         names = list(pre)
-        exact = dict(zip(names, wire_tiles(models, [pre[n] for n in names]), strict=True))
+        exact = hn.wire_layers(models, pre)
         since = self.chips % self.every
         if since == 0:
             self.ref = {n: t.clone() for n, t in pre.items()}
