@@ -156,9 +156,9 @@ class CrossbarLayer:
         self.stats = ReadStats()
         self.max_current: Optional[torch.Tensor] = None
         self.count_clipped = False
+        """Count conversions at full scale (one more pass over the column currents)."""
         self._ideal_chips = False
         """Every chip holds exactly the written codes (:meth:`set_chips`)."""
-        """Count conversions at full scale (one more pass over the column currents)."""
 
     # -- programming
 
