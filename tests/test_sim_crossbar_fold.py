@@ -15,10 +15,18 @@ the slow code it replaced and against a dense loop-based reference of the read d
    ``I = x G + sigma g_on sqrt(sum x^2) z``, the ADC transfer function, ``g_off`` removal,
    rounding, shift-add with weights ``+-L^j`` -- sharing only the programmed conductances (and
    the generator's state after programming), the integer LIF and that draw order with the
-   simulator.
+   simulator. It puts the conductances on the read grid itself (:func:`_grid`, the equation of
+   :mod:`codesign.sim.table_read`), so its float64 currents are exact and equal the simulator's.
+3. Item 1's pins predate that grid (each conductance moved by at most ``2^-24`` of its column
+   sum). Without read noise a few currents then cross an ADC step the other way, so the pins
+   hold to within 5 10^-4 of each spike count and one prediction in 40 per chip (measured:
+   0-17 spikes of 23,000-540,000, predictions 0 and 1 of 40); the same two chips are checked
+   exactly against the dense reference instead.
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -61,8 +69,26 @@ def test_folded_chips_reproduce_the_previous_code_without_read_noise(setup):
     gens = hn.program_chips(net, hn.chip_seeds(7, 2))
     pred = hn.predict_chips(net, x, gens, batch=20, count=True)
     for c, (p, counts) in enumerate(PINNED):
-        assert pred[c].tolist() == p
-        assert {k: int(v[c][0]) for k, v in net.chip_counts.items()} == counts
+        # module docstring, item 3
+        assert sum(a != b for a, b in zip(pred[c].tolist(), p, strict=True)) <= 1
+        got = {k: int(v[c][0]) for k, v in net.chip_counts.items()}
+        assert got.keys() == counts.keys()
+        for k, n in counts.items():
+            assert abs(got[k] - n) <= 5e-4 * n, (c, k, got[k], n)
+
+
+def test_folded_chips_without_read_noise_match_the_dense_reference(setup):
+    model, spec, x = setup
+    net = hn.build(model, spec, (1, 28, 28), nonideal=NO_READ_NOISE)
+    seeds = hn.chip_seeds(7, 2)
+    pred = hn.predict_chips(net, x, hn.program_chips(net, seeds), batch=20, count=True)
+    for c, s in enumerate(seeds):
+        one = hn.build(model, spec, (1, 28, 28), nonideal=NO_READ_NOISE)
+        gen = hn.program_chip(one, s)
+        assert gen is not None
+        ref_pred, ref_counts = reference_chip(one, 0, x, gen)
+        assert {k: int(v[c][0]) for k, v in net.chip_counts.items()} == ref_counts
+        assert pred[c].tolist() == ref_pred
 
 
 def test_one_chip_at_a_time_equals_folded(setup):
@@ -97,6 +123,16 @@ class Stream:
         return out
 
 
+def _grid(g: torch.Tensor) -> torch.Tensor:
+    """Each row block ``g[b]`` ``(rows, cols)`` rounded to multiples of ``2^e``, ``e =
+    ceil(log2(its largest column sum)) - 23``."""
+    out = torch.empty_like(g)
+    for b in range(g.shape[0]):
+        e = math.ceil(math.log2(float(g[b].abs().sum(0).max()))) - 23
+        out[b] = torch.round(g[b] / 2.0 ** e) * 2.0 ** e
+    return out
+
+
 def _dense_read(xb, g: torch.Tensor, inp: torch.Tensor, gen: Stream, sigma: float,
                 g_off: float, max_code: int) -> torch.Tensor:
     """Every read of every block of one binary input ``inp`` ``(N, ...)``: ``(N L, Cout)``."""
@@ -108,7 +144,7 @@ def _dense_read(xb, g: torch.Tensor, inp: torch.Tensor, gen: Stream, sigma: floa
     M = cols.shape[0]
     cols = F.pad(cols, (0, xb.nb * xb.rb - xb.k)).reshape(M, xb.nb, xb.rb)
     n = cols.sum(-1)  # (M, nb) active rows
-    cur = torch.einsum("mbr,brc->mbc", cols, g)
+    cur = torch.einsum("mbr,brc->mbc", cols.double(), _grid(g).double()).float()
     active = (n > 0).t()  # (nb, M): noise rows in (block, read) order
     z = gen.take(int(active.sum()) * xb.ncols).reshape(-1, xb.cpw, xb.cout)
     z = z.transpose(1, 2).reshape(-1, xb.ncols)  # slice-major -> physical column o cpw + j
@@ -126,7 +162,8 @@ def reference_chip(net, c: int, x: torch.Tensor, gen: torch.Generator) -> tuple[
     """Predictions and spike counts of chip ``c`` (module docstring, item 2), dense."""
     model = net.model
     T = model.T
-    sigma = net.spec.nonideal.read_noise.sigma * net.synapses["conv1"].xbar.geom.g_on
+    sigma = net.spec.nonideal.read_noise.sigma * net.synapses["conv1"].xbar.geom.g_on \
+        if "read_noise" in net.names else 0.0
     stream = Stream(gen)
     h = encode(x, model.encoding, T)
     first, counts, y = True, {}, None

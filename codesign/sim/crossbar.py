@@ -23,6 +23,11 @@ Read
     (and the bit planes), subtracts the negative column (or the offset) and accumulates row
     blocks. The result is the integer product ``y = sum_k w_ok x_k`` (bit-serial: of the integer
     input codes), exact when every non-ideality is off and the ADC has enough bits.
+
+    The read matrix of each chip and row block is held on a dyadic grid fine enough that every
+    binary read's column currents are exact in float32 (:mod:`codesign.sim.table_read`): binary
+    reads of matrices up to :data:`TABLE_MAX_COLS` columns sum partial-sum tables, the others
+    run a matrix product, and both give the same currents bit for bit.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from codesign.hw.input_codes import input_codes, input_levels
 from codesign.sim.adc import ADC
 from codesign.sim.noise_tape import tape_of
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
+from codesign.sim.table_read import build_table, on_sum_grid, table_applies, table_product
 
 CHUNK_BYTES = 1 << 21
 """Column currents processed at a time (bytes of float32): rows of reads in chunks that stay in
@@ -48,6 +54,11 @@ EXACT_SHORTCUT = True
 """Read ideal chips through a lossless ADC as the integer product itself
 (:meth:`CrossbarLayer.exact_read`), which is what the crossbar datapath computes then; off:
 every read goes through the crossbars (the tests check the two agree)."""
+
+TABLE_MAX_COLS = 512
+"""Widest read matrix whose binary-drive reads use partial-sum tables
+(:mod:`codesign.sim.table_read`; 8 MB of table per 128-row block at 512 columns, in cache
+often enough to beat the matrix product 1.5-2x; wider ones gain little and cost memory)."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +218,10 @@ class CrossbarLayer:
         """Hold the programmed chips ``gs`` (each ``(nb, rb, ncols)``): ``g`` is
         ``(chips, nb, rb, ncols)``, read as one folded batch (:meth:`read`)."""
         self.g = torch.stack(gs)
-        self._g_read = self.g[..., self._slice_major].contiguous()
+        # on the grid where every binary read is exact in float32 (table_read.on_sum_grid):
+        # the matrix product and the partial-sum tables then give the same currents
+        self._g_read = on_sum_grid(self.g[..., self._slice_major].contiguous())
+        self._tables: dict[tuple[int, int], torch.Tensor] = {}
         self.read_noise = read_noise
         ideal = self.read_conductances(self.tiles_of([self._program_draws(Models(), None)]))[0]
         # no variation, stuck cell, drift or wire: one condition of :meth:`_exact`
@@ -223,6 +237,16 @@ class CrossbarLayer:
             buf = torch.empty(max(numel, int(1.25 * numel)), dtype=torch.float32)
             bufs[key] = buf
         return buf[:numel]
+
+    def _table(self, c: int, blk: int, kb: int) -> torch.Tensor:
+        """Chip ``c``'s partial-sum table of row block ``blk`` (its ``kb`` driven rows),
+        built on first use and kept until the chips change (:meth:`set_chips`)."""
+        table = self._tables.get((c, blk))
+        if table is None:
+            assert self._g_read is not None
+            table = build_table(self._g_read[c, blk, :kb])
+            self._tables[(c, blk)] = table
+        return table
 
     @property
     def chips(self) -> int:
@@ -428,9 +452,12 @@ class CrossbarLayer:
                     cur = cur_buf[: n * self.ncols].view(n, self.ncols)
                     drive = sel[blk][s:s + n]
                     kb = drive.shape[1]
-                    if drive.dtype != torch.float32:
-                        drive = drive_buf[: n * kb].view(n, kb).copy_(drive)
-                    torch.mm(drive, g_read[c, blk, :kb], out=cur)
+                    if self.ncols <= TABLE_MAX_COLS and table_applies(drive):
+                        cur = table_product(drive, self._table(c, blk, kb))
+                    else:
+                        if drive.dtype != torch.float32:
+                            drive = drive_buf[: n * kb].view(n, kb).copy_(drive)
+                        torch.mm(drive, g_read[c, blk, :kb], out=cur)
                     if noisy:
                         tape.add_(cur, std[r:r + n])
                     if bypass_adc:
