@@ -141,7 +141,7 @@ def test_retrain_options_and_teacher_contents_are_in_the_key(teacher, tmp_path):
     assert p.identity()["teacher_sha256"] == file_sha256(teacher)
     for change in ({"retrain_tolerance": 2.0}, {"retrain_budget_epochs": 3},
                    {"retrain_methods": "ce"}, {"seed": 1}, {"retrain_train_samples": 10},
-                   {"retrain_hardware": False}):
+                   {"retrain_hardware": False}, {"retrain_ir_refresh": 8}):
         (q,) = make_points(teacher, RRAM, "digits", **{**base, **change})
         assert q.key != p.key, change
     (w,) = make_points(teacher, RRAM, "digits", **{**base, "workdir": str(tmp_path / "x")})
@@ -199,12 +199,32 @@ def test_changed_npz_under_the_same_path_is_not_reused(teacher, tmp_path):
     assert res.exit_code == 2 and len(err) == 1 and "holds a different sweep" in err[0], err
 
 
+def test_cli_ir_refresh_reaches_the_loop(teacher, tmp_path):
+    """``sweep-bits --retrain --ir-refresh 2``: the point's loop trains with that refresh period
+    (its ``loop.json`` config, written by the loop itself) and the key says so."""
+    out = tmp_path / "o"
+    args = ["sweep-bits", str(teacher), "--hw", str(RRAM), "--data", "digits", "--wbits", "4",
+            "--ubits", "4", "--samples", "60", "--activity-samples", "8", "--nonideal",
+            NONIDEAL, "--workers", "1", "--retrain", "--budget-epochs", "1",
+            "--retrain-samples", "128", "--retrain-val-samples", "60", "--quiet"]
+    res = CliRunner().invoke(cli, [*args, "--ir-refresh", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    (loop,) = (out / "retrain").glob("*/loop.json")
+    assert json.loads(loop.read_text())["config"]["ir_refresh"] == 2
+    (p,) = make_points(teacher, RRAM, "digits", wbits=[4], ubits=[4], adc_bits=[None],
+                       samples=60, activity_samples=8, nonideal=NONIDEAL, **RETRAIN,
+                       retrain_ir_refresh=2, teacher=str(teacher), workdir=str(out))
+    assert loop.parent.name == p.key
+
+
 @pytest.mark.parametrize("flags,msg", [
     (["--teacher", "x.pt"], "--teacher: only used with --retrain"),
     (["--budget-epochs", "3"], "--budget-epochs: only used with --retrain"),
     (["--retrain", "--budget-epochs", "0"], "--budget-epochs 0"),
     (["--retrain", "--retrain-distill", "nonsense"], "nonsense"),
     (["--retrain", "--teacher", "missing.pt"], "--teacher missing.pt: file not found"),
+    (["--ir-refresh", "4"], "--ir-refresh: only used with --retrain"),
+    (["--retrain", "--ir-refresh", "0"], "--ir-refresh 0: expected an integer >= 1"),
 ])
 def test_cli_bad_retrain_flags(teacher, tmp_path, flags, msg):
     res = CliRunner().invoke(cli, ["sweep-bits", str(teacher), "--hw", str(RRAM), "--data",

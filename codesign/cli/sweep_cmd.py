@@ -67,6 +67,10 @@ from codesign.errors import CodesignError
               help="--retrain: training samples per epoch (default: the whole training part).")
 @click.option("--retrain-val-samples", type=int, default=None,
               help="--retrain: selection samples (default: the whole selection split).")
+@click.option("--ir-refresh", "ir_refresh", type=int, default=None,
+              help="--retrain: the exact IR-drop transfer on every K-th training chip, its "
+                   "per-cell attenuation on the chips between (default 1: every chip exact; "
+                   "selection and test chips are always exact).")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                    adc_bits: Optional[str], first_bits: Optional[int], last_bits: Optional[int],
@@ -76,7 +80,8 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                    scheduler_file: Optional[str], out: Path, iso_tolerance: float,
                    retrain: bool, teacher: Optional[Path], retrain_tolerance: float,
                    budget_epochs: int, retrain_distill: str, retrain_samples: Optional[int],
-                   retrain_val_samples: Optional[int], quiet: bool) -> None:
+                   retrain_val_samples: Optional[int], ir_refresh: Optional[int],
+                   quiet: bool) -> None:
     """Sweep MODEL (a codesign checkpoint) over --wbits x --ubits x --adc-bits on --hw.
 
     Each point is post-training quantized (LSQ steps re-initialised), with --retrain fine-tuned
@@ -103,7 +108,8 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                                    ("--budget-epochs", budget_epochs, 2),
                                    ("--retrain-distill", retrain_distill, "logit,md"),
                                    ("--retrain-samples", retrain_samples, None),
-                                   ("--retrain-val-samples", retrain_val_samples, None))
+                                   ("--retrain-val-samples", retrain_val_samples, None),
+                                   ("--ir-refresh", ir_refresh, None))
                  if v != d]
         if given:
             raise CodesignError(f"{', '.join(given)}: only used with --retrain")
@@ -112,7 +118,8 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
 
         LoopConfig(tolerance=retrain_tolerance, budget_epochs=budget_epochs,
                    methods=retrain_distill, train_samples=retrain_samples,
-                   val_samples=retrain_val_samples).validate()
+                   val_samples=retrain_val_samples,
+                   ir_refresh=1 if ir_refresh is None else ir_refresh).validate()
     for name, v, allow_none in (("samples", samples, True),
                                 ("activity-samples", activity_samples, False)):
         if (v is None and not allow_none) or (v is not None and v < 1):
@@ -155,7 +162,8 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                      retrain=retrain, teacher=teacher, retrain_tolerance=retrain_tolerance,
                      retrain_budget_epochs=budget_epochs, retrain_methods=retrain_distill,
                      retrain_train_samples=retrain_samples,
-                     retrain_val_samples=retrain_val_samples)
+                     retrain_val_samples=retrain_val_samples,
+                     retrain_ir_refresh=1 if ir_refresh is None else ir_refresh)
     df = run.results
     front = df[df["pareto_edap"]]
     if not quiet:

@@ -86,7 +86,8 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
                retrain_methods: str = "logit,md",
                retrain_train_samples: Optional[int] = None,
                retrain_val_samples: Optional[int] = None,
-               retrain_hardware: Optional[bool] = None) -> SweepRun:
+               retrain_hardware: Optional[bool] = None,
+               retrain_ir_refresh: int = 1) -> SweepRun:
     """Run (or resume) the sweep ``wbits x ubits x adc_bits`` of ``model`` on ``hw``.
 
     ``iso_tolerance`` (accuracy points): also evaluate the FP reference (stored under
@@ -98,9 +99,11 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
     ``retrain``: fine-tune every point through the closed loop (:func:`codesign.loop.close_loop`)
     with distillation from ``teacher`` (default: ``model`` itself, the network being quantized)
     before scoring and costing it; ``retrain_hardware`` (default: whether ``nonideal`` is given)
-    trains through the simulated chips. The loops' files are kept in ``out/retrain/<key>/``,
-    written by the worker that runs the point: with a Dask cluster, ``out`` must be on a file
-    system the workers share (the plain sweep needs none: only the driver writes the store)."""
+    trains through the simulated chips, with ``retrain_ir_refresh`` training chips per exact
+    IR-drop transfer (``--ir-refresh``, :mod:`codesign.sim.wire_refresh`). The loops' files
+    are kept in ``out/retrain/<key>/``, written by the worker that runs the point: with a Dask
+    cluster, ``out`` must be on a file system the workers share (the plain sweep needs none:
+    only the driver writes the store)."""
     out = Path(out)
     # a local pool's fork server imports the library and computes its code version now, about
     # when make_points computes the driver's (below): both see the same files
@@ -115,6 +118,7 @@ def sweep_bits(model: Union[str, os.PathLike], hw: Union[str, os.PathLike], data
                    "retrain_val_samples": retrain_val_samples,
                    "retrain_hardware": (nonideal is not None if retrain_hardware is None
                                         else bool(retrain_hardware)),
+                   "retrain_ir_refresh": retrain_ir_refresh,
                    "workdir": str(out)}
     points = make_points(model, hw, data, wbits=wbits, ubits=ubits, adc_bits=adc_bits,
                          samples=samples, activity_samples=activity_samples, seed=seed,

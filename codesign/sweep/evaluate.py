@@ -191,7 +191,8 @@ def loop_config(point: SweepPoint) -> Any:
                       adc_bits=point.adc_bits, seed=point.seed,
                       train_samples=point.retrain_train_samples,
                       val_samples=point.retrain_val_samples, test_samples=point.samples,
-                      energy_samples=point.activity_samples)
+                      energy_samples=point.activity_samples,
+                      ir_refresh=point.retrain_ir_refresh)
 
 
 def retrain(net: Any, point: SweepPoint, data: Any) -> tuple[Any, dict[str, Any]]:

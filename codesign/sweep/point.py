@@ -56,7 +56,7 @@ NPZ_PREFIX = "npz:"
 PATH_FIELDS = ("model", "hw", "teacher", "workdir")
 RETRAIN_FIELDS = ("teacher_sha256", "retrain_tolerance", "retrain_budget_epochs",
                   "retrain_methods", "retrain_train_samples", "retrain_val_samples",
-                  "retrain_hardware")
+                  "retrain_hardware", "retrain_ir_refresh")
 """Fields that only matter when ``retrain`` is true (dropped from the identity otherwise)."""
 
 
@@ -166,6 +166,9 @@ class SweepPoint:
     retrain_hardware: bool = True
     """``retrain``: train through the simulated crossbars (needs ``nonideal``); ``False``:
     ideal quantized forward."""
+    retrain_ir_refresh: int = 1
+    """``retrain``: training chips per exact IR-drop transfer, the chips between wired by its
+    per-cell attenuation (:mod:`codesign.sim.wire_refresh`; 1: every training chip exact)."""
     data_sha256: Optional[str] = None
     """SHA-256 of the ``npz:PATH`` file's bytes (``None`` for the built-in data sets)."""
     workdir: Optional[str] = None
