@@ -12,7 +12,13 @@ from codesign.data import load_dataset
 from codesign.hw.spec import load_spec, preset_path
 from codesign.sim import crossbar as cb
 from codesign.sim import network as hn
-from codesign.sim.table_read import build_table, on_sum_grid, table_index, table_product
+from codesign.sim.table_read import (
+    build_table,
+    on_sum_grid,
+    table_bytes,
+    table_index,
+    table_product,
+)
 from codesign.snn.checkpoint import load_checkpoint
 
 
@@ -66,17 +72,20 @@ def test_table_product_is_the_exact_product_on_the_grid():
 
 def test_every_read_is_the_same_with_and_without_tables(monkeypatch):
     """The shipped student on two programmed chips, every non-ideality but read noise: every
-    read of every layer returns what the matrix-product read returns, bit for bit."""
+    read of every layer returns what the matrix-product read returns, bit for bit, with every
+    table built and with a byte budget that leaves some reads to the matrix product."""
     model, _ = load_checkpoint("models/student_w4u4.pt")
     spec = load_spec(preset_path("rram_physical_32nm")).with_overrides(
         {"nonideal.ir_drop.model": "first_order"})
     x = load_dataset("mnist5k", split_seed=0, test_fraction=0.2).x_test[:6]
     nonideal = ("programming", "stuck_at", "drift", "ir_drop", "adc")
     read, table = cb.CrossbarLayer.read, cb.CrossbarLayer._table
+    budget = 3 * table_bytes(128, 256)  # conv2's and conv3's tables on 2 chips: 18.9, 37.7 MB
     runs = {}
-    for cols in (cb.TABLE_MAX_COLS, 0):  # 0: every read by matrix product
+    for cols, nbytes in ((cb.TABLE_MAX_COLS, cb.TABLE_BYTES_MAX), (cb.TABLE_MAX_COLS, budget),
+                         (0, cb.TABLE_BYTES_MAX)):  # cols 0: every read by matrix product
         outs: list = []
-        tabled: set = set()
+        tabled: dict = {}
 
         def spy_read(self, *a, outs=outs, **k):
             y = read(self, *a, **k)
@@ -84,17 +93,25 @@ def test_every_read_is_the_same_with_and_without_tables(monkeypatch):
             return y
 
         def spy_table(self, *a, tabled=tabled):
-            tabled.add(self.name)
-            return table(self, *a)
+            t = table(self, *a)
+            tabled.setdefault(self.name, set()).add(t is not None)
+            return t
 
         monkeypatch.setattr(cb, "TABLE_MAX_COLS", cols)
+        monkeypatch.setattr(cb, "TABLE_BYTES_MAX", nbytes)
         monkeypatch.setattr(cb.CrossbarLayer, "read", spy_read)
         monkeypatch.setattr(cb.CrossbarLayer, "_table", spy_table)
         net = hn.build(model.eval(), spec, (1, 28, 28), nonideal=nonideal)
         hn.predict_chips(net, x, hn.program_chips(net, hn.chip_seeds(5, 2)), batch=6)
-        runs[cols] = (outs, tabled)
-    (with_t, tabled), (without, none) = runs.values()
-    assert {"conv2", "conv3"} <= tabled and not none  # both paths ran
+        kept = {s.name: s.xbar._table_bytes for s in net.synapses.values()}
+        runs[(cols, nbytes)] = (outs, tabled, kept)
+    (with_t, tabled, _), (capped, part, kept), (without, none, _) = runs.values()
+    assert {"conv2", "conv3"} <= tabled.keys() and not none  # both paths ran
+    assert all(v == {True} for v in tabled.values())  # the default budget holds 2 chips
+    # the small budget: conv2 and conv3 built tables up to it, then read by matrix product
+    assert part["conv2"] == part["conv3"] == {True, False}
+    assert 0 < min(kept["conv2"], kept["conv3"]) and max(kept.values()) <= budget
     assert [n for n, _ in with_t] == [n for n, _ in without] and len(with_t) >= 5
-    for (name, a), (_, b) in zip(with_t, without, strict=True):
-        assert torch.equal(a, b), name
+    for other in (capped, without):
+        for (name, a), (_, b) in zip(with_t, other, strict=True):
+            assert torch.equal(a, b), name

@@ -44,7 +44,13 @@ from codesign.hw.input_codes import input_codes, input_levels
 from codesign.sim.adc import ADC
 from codesign.sim.noise_tape import tape_of
 from codesign.sim.nonideal import Drift, IRDropFast, ProgrammingVariation, ReadNoise, StuckAt
-from codesign.sim.table_read import build_table, on_sum_grid, table_applies, table_product
+from codesign.sim.table_read import (
+    build_table,
+    on_sum_grid,
+    table_applies,
+    table_bytes,
+    table_product,
+)
 
 CHUNK_BYTES = 1 << 21
 """Column currents processed at a time (bytes of float32): rows of reads in chunks that stay in
@@ -59,6 +65,12 @@ TABLE_MAX_COLS = 512
 """Widest read matrix whose binary-drive reads use partial-sum tables
 (:mod:`codesign.sim.table_read`; 8 MB of table per 128-row block at 512 columns, in cache
 often enough to beat the matrix product 1.5-2x; wider ones gain little and cost memory)."""
+
+TABLE_BYTES_MAX = 128 << 20
+"""Partial-sum tables one layer keeps (bytes, all its chips; tables are 32x their read
+matrices: the shipped student's five layers take 31 MB per chip). Reads whose table would
+pass it run the matrix product instead, with the same currents, so the budget bounds memory
+for many chips without changing any result."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +233,8 @@ class CrossbarLayer:
         # on the grid where every binary read is exact in float32 (table_read.on_sum_grid):
         # the matrix product and the partial-sum tables then give the same currents
         self._g_read = on_sum_grid(self.g[..., self._slice_major].contiguous())
-        self._tables: dict[tuple[int, int], torch.Tensor] = {}
+        self._tables: dict[tuple[int, int], Optional[torch.Tensor]] = {}
+        self._table_bytes = 0
         self.read_noise = read_noise
         ideal = self.read_conductances(self.tiles_of([self._program_draws(Models(), None)]))[0]
         # no variation, stuck cell, drift or wire: one condition of :meth:`_exact`
@@ -238,15 +251,19 @@ class CrossbarLayer:
             bufs[key] = buf
         return buf[:numel]
 
-    def _table(self, c: int, blk: int, kb: int) -> torch.Tensor:
+    def _table(self, c: int, blk: int, kb: int) -> Optional[torch.Tensor]:
         """Chip ``c``'s partial-sum table of row block ``blk`` (its ``kb`` driven rows),
-        built on first use and kept until the chips change (:meth:`set_chips`)."""
-        table = self._tables.get((c, blk))
-        if table is None:
+        built on first use and kept until the chips change (:meth:`set_chips`); ``None``
+        (read by matrix product) once the layer's tables would pass :data:`TABLE_BYTES_MAX`."""
+        if (c, blk) not in self._tables:
             assert self._g_read is not None
-            table = build_table(self._g_read[c, blk, :kb])
-            self._tables[(c, blk)] = table
-        return table
+            nbytes = table_bytes(kb, self.ncols)
+            if self._table_bytes + nbytes > TABLE_BYTES_MAX:
+                self._tables[(c, blk)] = None
+            else:
+                self._tables[(c, blk)] = build_table(self._g_read[c, blk, :kb])
+                self._table_bytes += nbytes
+        return self._tables[(c, blk)]
 
     @property
     def chips(self) -> int:
@@ -452,8 +469,10 @@ class CrossbarLayer:
                     cur = cur_buf[: n * self.ncols].view(n, self.ncols)
                     drive = sel[blk][s:s + n]
                     kb = drive.shape[1]
-                    if self.ncols <= TABLE_MAX_COLS and table_applies(drive):
-                        cur = table_product(drive, self._table(c, blk, kb))
+                    table = (self._table(c, blk, kb)
+                             if self.ncols <= TABLE_MAX_COLS and table_applies(drive) else None)
+                    if table is not None:
+                        cur = table_product(drive, table)
                     else:
                         if drive.dtype != torch.float32:
                             drive = drive_buf[: n * kb].view(n, kb).copy_(drive)

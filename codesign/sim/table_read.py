@@ -58,6 +58,11 @@ def table_applies(drive: torch.Tensor) -> bool:
             and drive.is_contiguous() and sys.byteorder == "little")
 
 
+def table_bytes(k: int, cols: int) -> int:
+    """Bytes of :func:`build_table` of a ``(k, cols)`` float32 read matrix: ``32 k cols * 4``."""
+    return k // GROUP * 256 * cols * 4
+
+
 def build_table(g: torch.Tensor) -> torch.Tensor:
     """The partial sums of read matrix ``g`` ``(K, cols)`` (``K`` a multiple of
     :data:`GROUP`): ``(K / 8 * 256, cols)``, row ``256 q + p`` = ``sum_i p_i g[8q + i]``.
