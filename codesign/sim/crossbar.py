@@ -63,8 +63,10 @@ every read goes through the crossbars (the tests check the two agree)."""
 
 TABLE_MAX_COLS = 512
 """Widest read matrix whose binary-drive reads use partial-sum tables
-(:mod:`codesign.sim.table_read`; 8 MB of table per 128-row block at 512 columns, in cache
-often enough to beat the matrix product 1.5-2x; wider ones gain little and cost memory)."""
+(:mod:`codesign.sim.table_read`; 8 MB of table per 128-row block at 512 columns). A table
+read in cache beats the matrix product 1.5-2x on an AVX2 host and 2.5-4x on an AVX-512 one
+(``tests/bench/bench_table_read.py``). Wider matrices gained little on the AVX2 host and cost
+16 MB of table per block."""
 
 TABLE_BYTES_MAX = 128 << 20
 """Partial-sum tables one layer keeps (bytes, all its chips; tables are 32x their read
