@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 from codesign.hw.spec import load_spec, preset_path  # noqa: E402
 from codesign.io import atomic_write_text  # noqa: E402
@@ -51,15 +52,6 @@ from codesign.sim.irdrop import (  # noqa: E402
 from codesign.snn.checkpoint import load_checkpoint  # noqa: E402
 
 
-def _timed(f, reps: int) -> tuple[float, object]:
-    ts, out = [], None
-    for _ in range(reps):
-        t = time.perf_counter()
-        out = f()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), out
-
-
 def size_table(levels: np.ndarray, v: float, rng: np.random.Generator) -> str:
     rows = ["| crossbar | unknowns | exact solve, one input (ms) | transfer float32 (ms) | "
             "transfer float64 (ms) | transfer by CG (baseline) (ms) | CG / transfer float32 | "
@@ -68,14 +60,15 @@ def size_table(levels: np.ndarray, v: float, rng: np.random.Generator) -> str:
         G = rng.choice(levels, size=(n, n))
         vv = rng.choice([0.0, v], size=n, p=[0.8, 0.2])
         reps = 3 if n <= 64 else 1
-        ts, _ = _timed(lambda G=G, vv=vv: solve_crossbar(G, vv, 1.9, 5.6), reps)
+        ts, _ = median_seconds(lambda G=G, vv=vv: solve_crossbar(G, vv, 1.9, 5.6), reps)
         g = torch.from_numpy(G)
-        tf, _ = _timed(lambda g=g: effective_conductance(g, 1.9, 5.6), reps)
-        tb, _ = _timed(lambda g=g: transfer_conductance(g, 1.9, 5.6), reps)
-        td, _ = _timed(lambda g=g: transfer_conductance(g, 1.9, 5.6, dtype=torch.float64), reps)
+        tf, _ = median_seconds(lambda g=g: effective_conductance(g, 1.9, 5.6), reps)
+        tb, _ = median_seconds(lambda g=g: transfer_conductance(g, 1.9, 5.6), reps)
+        td, _ = median_seconds(
+            lambda g=g: transfer_conductance(g, 1.9, 5.6, dtype=torch.float64), reps)
         if n <= 128:
-            tc, _ = _timed(lambda g=g: transfer_conductance_cg(g, 1.9, 5.6, tol=1e-5),
-                           reps)
+            tc, _ = median_seconds(lambda g=g: transfer_conductance_cg(g, 1.9, 5.6, tol=1e-5),
+                                   reps)
             cg = f"{1e3 * tc:.1f} | {tc / tb:.1f}x"
         else:
             cg = "not run | -"

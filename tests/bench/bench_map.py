@@ -16,15 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
 import networkx as nx
 import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, ROOT)
+
+from timing import median_seconds  # noqa: E402
 
 from codesign.graph.schema import (  # noqa: E402
     ConvLayer,
@@ -104,15 +104,6 @@ def random_activity(g: nx.DiGraph, batch: int, rate: float, seed: int = 0) -> di
     return act
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3, out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -131,8 +122,9 @@ def main(argv=None) -> int:
             runs = [("dense", "kernel_position", None, args.repeats)]
         runs.append(("activity", runs[0][1], act, max(1, args.repeats // 2)))
         for mode, mapping, a, reps in runs:
-            ms, res = timed(lambda s=spec, m=mapping, a=a: map_network(g, s, activity=a,
-                                                                        mapping=m), reps)
+            sec, res = median_seconds(lambda s=spec, m=mapping, a=a: map_network(
+                g, s, activity=a, mapping=m), reps)
+            ms = 1e3 * sec
             su = res.summary  # type: ignore[attr-defined]
             rows.append((name, su["compat"], mode, su["mapping"], reps, ms, su["energy_pj"],
                          su["latency_ns"], su["area_mm2"], su["tops_per_w"], su["crossbars"]))

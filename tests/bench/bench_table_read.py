@@ -24,13 +24,13 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 from codesign.io import atomic_write_text  # noqa: E402
 from codesign.sim.table_read import (  # noqa: E402
@@ -46,12 +46,7 @@ COLS = (80, 256, 512, 1024)
 
 def _ms(f, reps: int = 5) -> float:
     """Median milliseconds of ``reps`` calls of ``f``."""
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(ts)
+    return 1e3 * median_seconds(f, reps)[0]
 
 
 def measure(cols: int, density: float, rounds: int, gen: torch.Generator) -> dict[str, float]:
