@@ -102,6 +102,7 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
     a: list[Optional[int]] = [None] if adc_bits is None else parse_bits(adc_bits, "adc-bits")
     bits_option(first_bits, "first-bits")
     bits_option(last_bits, "last-bits")
+    refresh = 1 if ir_refresh is None else ir_refresh
     if not retrain:
         given = [f for f, v, d in (("--teacher", teacher, None), ("--tolerance",
                                                                   retrain_tolerance, 1.0),
@@ -119,7 +120,7 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
         LoopConfig(tolerance=retrain_tolerance, budget_epochs=budget_epochs,
                    methods=retrain_distill, train_samples=retrain_samples,
                    val_samples=retrain_val_samples,
-                   ir_refresh=1 if ir_refresh is None else ir_refresh).validate()
+                   ir_refresh=refresh).validate()
     for name, v, allow_none in (("samples", samples, True),
                                 ("activity-samples", activity_samples, False)):
         if (v is None and not allow_none) or (v is not None and v < 1):
@@ -163,7 +164,7 @@ def sweep_bits_cmd(model: Path, hw: str, data_name: str, wbits: str, ubits: str,
                      retrain_budget_epochs=budget_epochs, retrain_methods=retrain_distill,
                      retrain_train_samples=retrain_samples,
                      retrain_val_samples=retrain_val_samples,
-                     retrain_ir_refresh=1 if ir_refresh is None else ir_refresh)
+                     retrain_ir_refresh=refresh)
     df = run.results
     front = df[df["pareto_edap"]]
     if not quiet:

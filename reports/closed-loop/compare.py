@@ -68,11 +68,11 @@ def _paired(d: list[float], what: str) -> str:
 
 def verdict(case: str) -> list[str]:
     f = _summary(case)
-    arms = ARMS
     seeds = sorted({s for s, _ in f if all((s, a) in f for a, _ in ARMS)})
     base = PAIRED.get(case)
-    if not seeds and base is not None:  # a loop-only case
-        arms = ARMS[:1]
+    loop_only = not seeds and base is not None
+    arms = ARMS[:1] if loop_only else ARMS
+    if loop_only:
         seeds = sorted(s for s, a in f if a == "loop")
     if not seeds:
         return [f"### {case}", "", "no seed with every arm run", ""]
@@ -91,10 +91,11 @@ def verdict(case: str) -> list[str]:
     n_half = sum(x >= 50 for x in rec_loop)
     goal = "holds" if statistics.mean(rec_loop) >= 50 and n_half == len(seeds) else (
         "holds on the mean only" if statistics.mean(rec_loop) >= 50 else "does NOT hold")
-    if len(arms) == len(ARMS):
+    if not loop_only:
         line = _paired([f[(s, "loop")]["after_hw"] - f[(s, "ce_hw")]["after_hw"] for s in seeds],
                        "Loop - CE")
     else:
+        assert base is not None
         g = _summary(base)
         common = [s for s in seeds if (s, "loop") in g]
         same = all(abs(g[(s, "loop")]["before_hw"] - f[(s, "loop")]["before_hw"]) < 1e-9
