@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from codesign import __version__
+from codesign.allocator import keep_freed_memory
 from codesign.errors import CodesignError
 
 
@@ -26,6 +27,7 @@ class CodesignGroup(click.Group):
 @click.version_option(__version__, prog_name="codesign")
 def cli() -> None:
     """Hardware/algorithm co-design of spiking neural networks on IMC crossbars."""
+    keep_freed_memory()  # tensor buffers reused, not faulted in again (codesign.allocator)
 
 
 def _register() -> None:

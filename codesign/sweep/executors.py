@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from codesign.allocator import keep_freed_memory
 from codesign.errors import CodesignError
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
@@ -121,8 +122,10 @@ def prestart(workers: Optional[int] = None, *, scheduler: Optional[str] = None,
 
 
 def _worker_init() -> None:
-    """Process-pool worker: one torch thread (the pool supplies the parallelism)."""
+    """Process-pool worker: one torch thread (the pool supplies the parallelism); freed
+    tensor memory kept for reuse, as in the CLI's own process (:mod:`codesign.allocator`)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    keep_freed_memory()
     try:
         import torch
 

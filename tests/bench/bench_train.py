@@ -81,6 +81,7 @@ import argparse
 import datetime as _dt
 import os
 import platform
+import resource
 import shlex
 import statistics
 import sys
@@ -95,6 +96,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from codesign.allocator import keep_freed_memory  # noqa: E402
 from codesign.data import load_dataset  # noqa: E402
 from codesign.io import atomic_write_text  # noqa: E402
 from codesign.snn.zoo import build_model  # noqa: E402
@@ -607,6 +609,19 @@ def profile_step(model: nn.Module, batches: list, rows: int = 8) -> list[str]:
     return lines
 
 
+def fault_table(runners: dict[str, Callable[[int], tuple[float, float]]], n: int) -> list[str]:
+    """Minor page faults and system CPU time per step (``getrusage`` around ``n`` steps of
+    each runner, already warm): the kernel's count of pages touched for the first time."""
+    lines = ["| step | minor page faults / step | system CPU ms / step |", "|---|---:|---:|"]
+    for name, run in runners.items():
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        run(n)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        lines.append(f"| {name} | {(r1.ru_minflt - r0.ru_minflt) / n:.0f} | "
+                     f"{(r1.ru_stime - r0.ru_stime) / n * 1e3:.1f} |")
+    return lines
+
+
 def quant_table(rates: dict[str, list[float]]) -> list[str]:
     med = {k: statistics.median(v) for k, v in rates.items()}
     lines = ["| step | median ms / step | min | max | / float (medians) "
@@ -636,8 +651,9 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
             torch.manual_seed(0)
             models[name] = make()
         print(f"training: {rounds} rounds x {n} batches of {BATCH}, {nt} threads", flush=True)
-        train = bench({k: train_runner(m, batches) for k, m in models.items()}, rounds, n,
-                      warmup)
+        runners = {k: train_runner(m, batches) for k, m in models.items()}
+        train = bench(runners, rounds, n, warmup)
+        faults = fault_table(runners, 4)
         wall = train["wall"]
         med = {k: statistics.median(v) for k, v in wall.items()}
         fused, ref = FUSED, REF
@@ -678,7 +694,9 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
         sections += [f"## Training step (forward + backward + Adam), "
                      f"torch.set_num_threads({nt})", "",
                      "Wall clock:", "", *quant_table(train["wall"]), "",
-                     "Process CPU time:", "", *quant_table(train["cpu"]), ""]
+                     "Process CPU time:", "", *quant_table(train["cpu"]), "",
+                     "Memory traffic to the kernel (4 steps each, after the timed rounds):", "",
+                     *faults, ""]
         for name in ("float", FUSED, FROZEN, ONE, HW):
             torch.manual_seed(0)
             prof = profile_step(make_quant_contenders(batches[0][0])[name](), batches,
@@ -698,6 +716,7 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
         f"torch.set_num_threads: {', '.join(map(str, threads))}",
         f"- load average at the end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
         "(shared CPUs: absolute times are noisy; the ratios are measured in the same rounds)",
+        f"- allocator: {ALLOCATOR[args.allocator_kept]}",
         f"- workload: mnist5k, batch {BATCH}, T={T}, direct encoding; step = forward + "
         "cross-entropy on mean logits + zero_grad + backward + Adam; "
         f"{warmup} warm-up batches, then {rounds} interleaved rounds x {n} batches per "
@@ -734,6 +753,13 @@ def main_quant(args: argparse.Namespace, rounds: int, n: int, warmup: int,
     print(f"wrote {out}")
 
 
+ALLOCATOR = {
+    True: "freed memory kept for reuse (`codesign.allocator.keep_freed_memory`, as the CLI "
+          "runs; `CODESIGN_KEEP_FREED_MEMORY=0` for glibc's defaults)",
+    False: "glibc's defaults (`codesign.allocator.keep_freed_memory` off or not applicable)",
+}
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -757,6 +783,7 @@ def main() -> None:
                     help="time float vs W4/U4 codesign steps instead (reports/bench/"
                          "train_quant.md; --threads defaults to 2)")
     args = ap.parse_args()
+    args.allocator_kept = keep_freed_memory()  # as the CLI does (codesign.allocator)
     rounds = args.rounds or (3 if args.quick else 7)
     n = args.batches or (3 if args.quick else 8)
     warmup = 1 if args.quick else 3
@@ -816,6 +843,7 @@ def main() -> None:
         f"- load average at the end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
         "(the CPUs are shared with other jobs: absolute numbers are noisy, compare the ratios "
         "measured in the same run)",
+        f"- allocator (every contender, one process): {ALLOCATOR[args.allocator_kept]}",
         f"- workload: mnist5k, batch {BATCH}, T={T}, direct encoding; training step = forward + "
         "cross-entropy on mean logits + zero_grad + backward + Adam; "
         f"{warmup} warm-up batches, then {rounds} interleaved rounds x {n} batches per "
