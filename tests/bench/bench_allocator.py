@@ -15,7 +15,10 @@ equality (they must not differ: only where the bytes live changes).
 * ``train``: quantization-aware fine-tuning of the shipped teacher at W4/U4, one epoch
   (the first line of ``models/README.md``'s student command, ``--epochs 1``);
 * ``map``: ``codesign map models/student_w4u4.pt --hw hw_configs/rram_physical_32nm.yaml
-  --data mnist5k --chips 5 --samples 200`` (every non-ideality on).
+  --data mnist5k --chips 5 --samples 200`` (every non-ideality on);
+* ``sweep``: ``codesign sweep-bits models/teacher_fp.pt --hw hw_configs/rram_physical_32nm.yaml
+  --data mnist5k --wbits 2,4,8 --ubits 4,8 --adc-bits 6 --samples 500 --workers 2`` (6 points
+  and the FP reference, ideal accuracy, on the local process pool).
 
 Writes ``reports/bench/allocator.md`` atomically.
 """
@@ -56,6 +59,10 @@ def commands(out: Path) -> dict[str, list[str]]:
         "map": ["map", "models/student_w4u4.pt", "--hw", "hw_configs/rram_physical_32nm.yaml",
                 "--data", "mnist5k", "--chips", "5", "--samples", "200", "--out",
                 str(out / "map")],
+        "sweep": ["sweep-bits", "models/teacher_fp.pt", "--hw",
+                  "hw_configs/rram_physical_32nm.yaml", "--data", "mnist5k", "--wbits", "2,4,8",
+                  "--ubits", "4,8", "--adc-bits", "6", "--samples", "500", "--workers", "2",
+                  "--out", str(out / "sweep")],
     }
 
 
@@ -79,7 +86,12 @@ def run_once(args: list[str], keep: str) -> dict[str, float]:
 
 
 def output_of(name: str, out: Path) -> object:
-    """What must not change with the allocator: the trained weights, the map summary."""
+    """What must not change with the allocator: the trained weights, the map summary, the
+    sweep's results table."""
+    if name == "sweep":
+        import pandas as pd
+
+        return pd.read_csv(out / "sweep" / "results.csv")
     if name == "train":
         from codesign.snn.checkpoint import load_checkpoint
 
@@ -90,6 +102,8 @@ def output_of(name: str, out: Path) -> object:
 
 
 def _same(a: object, b: object) -> bool:
+    if hasattr(a, "equals") and not isinstance(a, torch.Tensor):  # a DataFrame: NaN-aware
+        return bool(a.equals(b))  # type: ignore[attr-defined]
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
@@ -113,8 +127,9 @@ def main() -> None:
             for r in range(args.rounds):
                 order = list(SETTINGS) if r % 2 == 0 else list(reversed(SETTINGS))
                 for s in order:
-                    if (dirs[s] / "map").exists():
-                        shutil.rmtree(dirs[s] / "map")
+                    for folder in ("map", "sweep"):  # fresh outputs every run
+                        if (dirs[s] / folder).exists():
+                            shutil.rmtree(dirs[s] / folder)
                     got = run_once(commands(dirs[s])[name], SETTINGS[s])
                     runs[name][s].append(got)
                     print(f"{name} round {r + 1} {s}: {got['wall_s']:.1f} s, "
@@ -134,7 +149,11 @@ def main() -> None:
         f"`{OPT_OUT}=0`; one process per run, `os.wait4` resource usage",
         "- train: `codesign train --init models/teacher_fp.pt --data mnist5k --wbits 4 "
         "--ubits 4 --epochs 1 --lr 5e-4 --seed 0`; map: `codesign map models/student_w4u4.pt "
-        "--hw hw_configs/rram_physical_32nm.yaml --data mnist5k --chips 5 --samples 200`",
+        "--hw hw_configs/rram_physical_32nm.yaml --data mnist5k --chips 5 --samples 200`; "
+        "sweep: `codesign sweep-bits models/teacher_fp.pt --hw "
+        "hw_configs/rram_physical_32nm.yaml --data mnist5k --wbits 2,4,8 --ubits 4,8 "
+        "--adc-bits 6 --samples 500 --workers 2` (resource usage: the driver and the "
+        "descendants it waited for, as `os.wait4` counts them)",
         "",
         "| command | setting | wall s | user s | system s | minor faults | peak RSS MB |",
         "|---|---|---:|---:|---:|---:|---:|",

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from codesign.allocator import keep_freed_memory  # noqa: E402
 from codesign.data import load_dataset  # noqa: E402
 from codesign.hw.spec import load_spec, preset_path  # noqa: E402
 from codesign.sim import network as hn  # noqa: E402
@@ -105,12 +106,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-cli", action="store_true")
     args = ap.parse_args()
+    kept = keep_freed_memory()  # as the CLI does (codesign.allocator)
     torch.set_num_threads(args.threads)
     flags = " --skip-cli" if args.skip_cli else ""
     head = (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
             f"(shared with other jobs), torch {torch.__version__}, {args.threads} threads. "
             f"Command: `python tests/bench/bench_sim.py --samples {args.samples} --rounds "
-            f"{args.rounds} --threads {args.threads}{flags}`.")
+            f"{args.rounds} --threads {args.threads}{flags}`. Allocator: "
+            + ("freed memory kept for reuse (`codesign.allocator`), as in the CLI." if kept
+               else "glibc's defaults."))
     load = os.getloadavg()
     rows, info = inference(args.samples, args.rounds)
     goal = 1.5 * info["widest"]
