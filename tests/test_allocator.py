@@ -74,5 +74,12 @@ def test_the_cli_and_the_pool_workers_apply_it(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(executors, "keep_freed_memory", lambda: calls.append("worker"))
     result = CliRunner().invoke(cli, ["presets"])
     assert result.exit_code == 0, result.output
-    executors._worker_init()
+    import torch
+
+    threads = torch.get_num_threads()  # the worker initialiser sets one thread: restore it
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+    try:
+        executors._worker_init()
+    finally:
+        torch.set_num_threads(threads)
     assert calls == ["cli", "worker"]
