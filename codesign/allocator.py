@@ -5,18 +5,20 @@ dies. glibc serves a request above its mmap threshold (128 kB at start, raised d
 32 MB) with a fresh ``mmap`` and unmaps it on free, and it hands the top of its heap back to
 the kernel once more than the trim threshold lies free there. Either way the next buffer of
 that size is new memory: the kernel zero-fills each 4 kB page on its first touch (a minor page
-fault). The multi-step layers make a few multi-MB tensors per layer and step, so a training
-step pays for them again and again: the W4/U4 vgg-small step on 64 images at T = 4 took
-~22,700 minor faults and ~34 ms of system time per step, ~5,300 and ~8.5 ms for the float
-step (``getrusage`` around 8 steps, stop 25).
+fault). Above 32 MB every buffer is a fresh mapping whatever came before (vgg-small's first
+spiking layer outputs 40 MB for 100 images at T = 4). The multi-step layers make a few
+multi-MB tensors per layer and step, so a training step pays for them again and again: the
+W4/U4 vgg-small step on 64 images at T = 4 took ~22,700 minor faults and ~34 ms of system time
+per step, ~5,300 and ~8.5 ms for the float step (``getrusage`` around 8 steps, stop 25).
 
 :func:`keep_freed_memory` sets both thresholds high (``mallopt``), so that buffers up to
 :data:`MMAP_THRESHOLD_BYTES` come from the heap and a freed buffer is reused by the next
 request instead of being returned: the same W4/U4 step then takes ~400 faults and < 1 ms of
-system time, the float step none. Through the CLI, one epoch of W4/U4 fine-tuning takes 0.89x
-the wall time, for 15 % more peak resident memory (freed buffers wait in the heap instead of
-the kernel; ``tests/bench/bench_allocator.py``). Results do not change: only where the bytes
-live does.
+system time, the float step none, and the ideal quantized forward of 100 images runs about
+twice as fast. Through the CLI, one epoch of W4/U4 fine-tuning takes 0.86x the wall time and a
+small ``sweep-bits`` 0.80x, for 11-15 % more peak resident memory (freed buffers wait in the
+heap instead of the kernel; ``tests/bench/bench_allocator.py``). Results do not change: only
+where the bytes live does.
 
 glibc only (Linux). Elsewhere, when the user tuned glibc's malloc (``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``, or ``glibc.malloc.*`` in ``GLIBC_TUNABLES``), or with

@@ -17,9 +17,9 @@ from codesign import allocator
 glibc = pytest.mark.skipif(not allocator._glibc(), reason="mallopt is glibc's")
 
 # buffers of 40 MB, each written once: above glibc's largest dynamic mmap threshold (32 MB),
-# so without the setting every one is a fresh mapping. With it, the first few still extend the
-# heap (torch asks for 64-byte aligned memory, which an exactly-sized freed chunk cannot serve)
-# until freed neighbours coalesce; then every buffer reuses freed pages
+# so without the setting every one is a fresh mapping. With it, the first 8 still extended the
+# heap here (measured one by one; torch's 64-byte aligned requests are probably a little larger
+# than the chunk freed before), then every buffer reused freed pages: 10 are the warm-up
 PROBE = """
 import json, os, resource, sys
 import torch
