@@ -143,7 +143,7 @@ def main() -> None:
         f"- command: `python tests/bench/bench_allocator.py --rounds {args.rounds}`",
         f"- machine: {platform.machine()}, {os.cpu_count()} logical CPUs (shared: absolute "
         f"times are noisy; the two settings alternate, order swapped every round); python "
-        f"{platform.python_version()}; torch {torch.__version__}; glibc "
+        f"{platform.python_version()}; torch {torch.__version__}; "
         f"{os.confstr('CS_GNU_LIBC_VERSION') if hasattr(os, 'confstr') else '?'}",
         "- setting: `codesign.allocator.keep_freed_memory` (the CLI's default) against "
         f"`{OPT_OUT}=0`; one process per run, `os.wait4` resource usage",
