@@ -116,7 +116,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "reports" / "bench" / "sweep.md"))
     args = ap.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    from codesign.allocator import keep_freed_memory
     from codesign.sweep.executors import start_method
+
+    # as the CLI does: the serial executor runs in this process, the pool's workers set it in
+    # their initialiser, so both sides of the ratio run with the same allocator setting
+    kept = keep_freed_memory()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     runs: list[tuple[int, dict, float]] = []
@@ -195,7 +200,10 @@ def main() -> None:
         "",
         f"Machine: {os.cpu_count()} CPU cores shared with other engineers' jobs (the load "
         f"column: above 2 means the 2 workers did not have the 2 cores to themselves); "
-        f"Python {platform.python_version()}, {platform.machine()}.{_autogroup_note()}",
+        f"Python {platform.python_version()}, {platform.machine()}.{_autogroup_note()} "
+        "Allocator (driver and workers): "
+        + ("freed memory kept for reuse (`codesign.allocator`), as the CLI runs." if kept
+           else "glibc's defaults."),
         "",
     ])
     from codesign.io import atomic_write_text
