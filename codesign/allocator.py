@@ -31,6 +31,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from codesign.errors import CodesignError
+
 M_TRIM_THRESHOLD = -1
 """``mallopt`` parameter number (glibc ``malloc.h``)."""
 M_MMAP_THRESHOLD = -3
@@ -43,7 +45,7 @@ TRIM_THRESHOLD_BYTES = 1 << 30
 """Free memory kept at the top of the heap before glibc returns any of it (bytes)."""
 
 OPT_OUT = "CODESIGN_KEEP_FREED_MEMORY"
-"""Environment variable: ``0`` leaves the allocator alone."""
+"""Environment variable: ``0`` leaves the allocator alone, ``1`` (the default) applies it."""
 USER_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 """glibc's own environment settings of the two thresholds (then the user's choice stands)."""
 
@@ -66,11 +68,15 @@ def _glibc() -> bool:
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process (module docstring); returns
     whether they are set (``False``: not glibc, opted out, or the user's own settings).
-    Idempotent."""
+    Idempotent. :data:`OPT_OUT` other than ``0`` or ``1`` is a :class:`CodesignError`."""
     global _applied
+    choice = os.environ.get(OPT_OUT, "1")
+    if choice not in ("0", "1"):
+        raise CodesignError(f"environment variable {OPT_OUT}={choice!r}: expected 0 (glibc's "
+                            "default allocator) or 1 (keep freed memory for reuse)")
     if _applied:
         return True
-    if os.environ.get(OPT_OUT, "1") == "0" or _user_tuned():
+    if choice == "0" or _user_tuned():
         return False
     if not _glibc():
         return False

@@ -95,3 +95,18 @@ def test_the_cli_and_the_pool_workers_apply_it(monkeypatch: pytest.MonkeyPatch) 
     finally:
         torch.set_num_threads(threads)
     assert calls == ["cli", "worker"]
+
+
+@pytest.mark.parametrize("value", ["yes", "false", "", "2"])
+def test_a_bad_opt_out_value_is_one_clear_error(value: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from codesign.cli.main import cli
+
+    monkeypatch.setenv(allocator.OPT_OUT, value)
+    result = CliRunner().invoke(cli, ["presets"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and allocator.OPT_OUT in lines[0]
+    assert "expected 0" in lines[0] and "Traceback" not in result.output
